@@ -1,0 +1,332 @@
+"""The MQTT bus: one reconnecting aiomqtt connection per service.
+
+- MQTT 5 first, falling back to 3.1.1 when the broker refuses the protocol (the
+  embedded amqtt broker speaks 3.1.1 only);
+- reconnect with exponential backoff and jitter, resubscribe after every reconnect;
+- an optional persistent session (fixed client id, clean start off, session expiry);
+- the ``twin/health/{service}`` will (``offline``), and ``online`` on every connect;
+- a bounded incoming queue: when it is full the newest message is dropped and counted
+  (``Bus.dropped``), never an unbounded growth;
+- ``mqtt://`` and ``mqtts://`` URLs, username and password from settings (a
+  ``SecretStr``, never logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import SecretStr
+
+from twin.errors import ConfigError
+
+__all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "parse_broker_url"]
+
+log = logging.getLogger("twin.bus")
+
+Message = aiomqtt.Message
+Protocol = Literal["auto", "5", "3.1.1"]
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: SecretStr | None = None
+
+    def __str__(self) -> str:  # never shows the password
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (ports default to 1883 / 8883)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"broker URL {url!r} is not valid ({e}); use mqtt://host:port or mqtts://host:port") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"broker URL must look like mqtt://host:port or mqtts://host:port, got {url!r}")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=SecretStr(unquote(parts.password)) if parts.password else None,
+    )
+
+
+class _Stop(Exception):
+    pass
+
+
+class Bus:
+    """One service's MQTT connection, kept alive across broker restarts.
+
+    Use as ``async with Bus(...) as bus``; read with ``async for msg in bus.messages()``;
+    write with ``await bus.publish(...)``, which waits through a reconnect rather than fail.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        service: str,
+        site: str,
+        subscriptions: Iterable[str] = (),
+        username: str | None = None,
+        password: SecretStr | None = None,
+        client_id: str | None = None,
+        session_expiry_s: int = 0,
+        queue_size: int = 100_000,
+        ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        protocol: Protocol = "auto",
+        max_inflight: int = 1000,
+        health: bool = True,
+    ) -> None:
+        self.address = parse_broker_url(url)
+        self.service = service
+        self.site = site
+        self.subscriptions = list(subscriptions)
+        self.username = username or self.address.username
+        self.password = password or self.address.password
+        self.client_id = client_id
+        self.session_expiry_s = session_expiry_s
+        self.persistent = bool(client_id) and session_expiry_s > 0
+        self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+        self.protocol: Protocol = protocol
+        self.max_inflight = max_inflight
+        self.health = health
+        self.health_topic = f"stargate/{site}/twin/health/{service}"
+        self.queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
+        self.dropped = 0
+        self.connects = 0
+        self.protocol_in_use: str | None = None
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[None] | None = None
+        self.outbox: asyncio.Queue[tuple[str, bytes, int, bool]] = asyncio.Queue(maxsize=queue_size)
+        self.outbox_dropped = 0
+        self._sender: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Bus:
+        self._first = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._supervise(), name=f"bus-{self.service}")
+        self._sender = asyncio.create_task(self._send_outbox(), name=f"bus-{self.service}-out")
+        await self.wait_connected(first=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        await self.drain(timeout=5.0)
+        self._closing = True
+        client = self._client
+        if client is not None and self._connected.is_set() and self.health:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.publish(self.health_topic, b"offline", qos=1, retain=True), 2)
+        for task in (self._sender, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def wait_connected(self, first: bool = False, timeout: float | None = None) -> None:
+        if first and self._first is not None:
+            await asyncio.wait_for(asyncio.shield(self._first), timeout)
+            return
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    # ---------------------------------------------------------------- connection
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.address.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file:
+            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+        return ctx
+
+    def _make_client(self, v5: bool) -> aiomqtt.Client:
+        props = None
+        kwargs: dict[str, object] = {}
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            if self.persistent:
+                props.SessionExpiryInterval = self.session_expiry_s
+            kwargs["clean_start"] = not self.persistent
+        else:
+            kwargs["clean_session"] = not self.persistent
+        return aiomqtt.Client(
+            self.address.host,
+            self.address.port,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self.health_topic, b"offline", qos=1, retain=True) if self.health else None,
+            properties=props,
+            tls_context=self._tls_context(),
+            max_inflight_messages=self.max_inflight,
+            keepalive=30,
+            timeout=10,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        v5 = self.protocol != "3.1.1"
+        while not self._closing:
+            try:
+                async with self._make_client(v5) as client:
+                    client.pending_calls_threshold = self.max_inflight * 4
+                    self._client = client
+                    self.protocol_in_use = "5" if v5 else "3.1.1"
+                    for topic in self.subscriptions:
+                        await client.subscribe(topic, qos=1)
+                    if self.health:
+                        await client.publish(self.health_topic, b"online", qos=1, retain=True)
+                    self.connects += 1
+                    backoff = 0.2
+                    self._connected.set()
+                    if self._first is not None and not self._first.done():
+                        self._first.set_result(None)
+                    log.info("%s connected to %s (MQTT %s)", self.service, self.address, self.protocol_in_use)
+                    async for message in client.messages:
+                        try:
+                            self.queue.put_nowait(message)
+                        except asyncio.QueueFull:
+                            self.dropped += 1
+                            if self.dropped % 1000 == 1:
+                                log.warning("%s: incoming queue full, %d dropped", self.service, self.dropped)
+            except aiomqtt.MqttCodeError as e:
+                self._connected.clear()
+                rc = getattr(e.rc, "value", e.rc)
+                if v5 and self.protocol == "auto" and rc in (1, 132):
+                    log.info("%s: broker refused MQTT 5 (%s); falling back to 3.1.1", self.service, e)
+                    v5 = False
+                    continue
+                if rc in (4, 5, 134, 135) and self._first is not None and not self._first.done():
+                    self._first.set_exception(ConfigError(f"broker {self.address} refused the login: {e}"))
+                    return
+                log.warning("%s: MQTT error from %s: %s; reconnecting in %.1fs", self.service,
+                            self.address, e, backoff)
+            except aiomqtt.MqttError as e:
+                self._connected.clear()
+                log.warning("%s: lost %s (%s); reconnecting in %.1fs", self.service, self.address, e, backoff)
+            except ssl.SSLError as e:
+                self._connected.clear()
+                log.warning("%s: TLS to %s failed (%s); reconnecting in %.1fs", self.service,
+                            self.address, e, backoff)
+            finally:
+                self._client = None
+            if self._closing:
+                break
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 15.0)
+
+    # ---------------------------------------------------------------- use
+
+    async def messages(self) -> AsyncIterator[aiomqtt.Message]:
+        while True:
+            yield await self.queue.get()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        """Publish, waiting through disconnects: at least once for QoS 1."""
+        while True:
+            await self._connected.wait()
+            client = self._client
+            if client is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await client.publish(topic, payload, qos=qos, retain=retain)
+                return
+            except aiomqtt.MqttError:
+                self._connected.clear()
+                await asyncio.sleep(0.05)
+
+    async def publish_many(self, items: Iterable[tuple[str, bytes]], qos: int = 1, retain: bool = False,
+                           window: int = 500) -> int:
+        """Publish many messages with up to ``window`` unacknowledged at once; returns the count."""
+        sem = asyncio.Semaphore(window)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def one(topic: str, payload: bytes) -> None:
+            try:
+                await self.publish(topic, payload, qos, retain)
+            finally:
+                sem.release()
+
+        for topic, payload in items:
+            await sem.acquire()
+            tasks.append(asyncio.create_task(one(topic, payload)))
+        if tasks:
+            await asyncio.gather(*tasks)
+        return len(tasks)
+
+    # ---------------------------------------------------------------- outbox
+
+    def publish_nowait(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool:
+        """Queue a message for the background sender; never blocks the caller.
+
+        Returns False (and counts ``outbox_dropped``) when the bounded outbox is full.
+        """
+        data = payload.encode() if isinstance(payload, str) else payload
+        try:
+            self.outbox.put_nowait((topic, data, qos, retain))
+            return True
+        except asyncio.QueueFull:
+            self.outbox_dropped += 1
+            return False
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until everything queued with :meth:`publish_nowait` has been published."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.outbox.join(), timeout)
+
+    async def _send_outbox(self) -> None:
+        sem = asyncio.Semaphore(self.max_inflight // 2 or 1)
+
+        async def one(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            try:
+                await self.publish(topic, payload, qos, retain)
+            finally:
+                sem.release()
+                self.outbox.task_done()
+
+        pending: set[asyncio.Task[None]] = set()
+        while True:
+            item = await self.outbox.get()
+            await sem.acquire()
+            t = asyncio.create_task(one(*item))
+            pending.add(t)
+            t.add_done_callback(pending.discard)

@@ -1,0 +1,1 @@
+"""Plant simulators: pure, seeded, vectorised step functions, and a thin publisher."""

@@ -1,0 +1,101 @@
+"""Options shared by several subcommands, and turning them into settings and buses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from adapters.mqtt import Bus, Protocol
+from twin.plant import Plant, load_plant
+from twin.settings import Settings, load_settings
+
+__all__ = [
+    "add_broker_options",
+    "add_influx_options",
+    "add_plant_options",
+    "make_bus",
+    "positive_float",
+    "run_until_stopped",
+    "settings_from_args",
+]
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def add_plant_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plant", help="plant file (.toml) or a name in plants/ (default: phase1; env TWIN_PLANT)")
+    p.add_argument("--tick", dest="tick_s", type=positive_float, help="state period in seconds (default 1)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+
+
+def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+    extra = "" if required else "; none: start an embedded broker"
+    p.add_argument("--broker", help=f"mqtt://host:port or mqtts://host:port (env TWIN_BROKER{extra})")
+    p.add_argument("--mqtt-username", help="env TWIN_MQTT_USERNAME")
+    p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
+    p.add_argument("--client-id", dest="mqtt_client_id", help="fixed MQTT client id (persistent session)")
+    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=int,
+                   help="seconds the broker keeps the session while away (needs --client-id)")
+
+
+def add_influx_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where line-protocol files go without InfluxDB (default ./data)")
+    p.add_argument("--influx-url", help="InfluxDB 2 URL, e.g. http://localhost:8086 (env TWIN_INFLUX_URL)")
+    p.add_argument("--influx-token", help="API token (prefer env TWIN_INFLUX_TOKEN: command lines are visible)")
+    p.add_argument("--influx-org", help="organisation (default stargate)")
+    p.add_argument("--influx-bucket", help="bucket (default twin)")
+
+
+_SETTING_KEYS = ("plant", "tick_s", "log_level", "broker", "mqtt_username", "mqtt_ca_file", "mqtt_client_id",
+                 "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_token", "influx_org", "influx_bucket")
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:
+    overrides: dict[str, Any] = {k: getattr(args, k, None) for k in _SETTING_KEYS}
+    settings = load_settings(**overrides)
+    return settings, load_plant(settings.plant)
+
+
+def make_bus(settings: Settings, url: str, service: str, site: str, subscriptions: Iterable[str] = (),
+             persistent: bool = False, protocol: Protocol = "auto") -> Bus:
+    return Bus(
+        url,
+        service=service,
+        site=site,
+        subscriptions=subscriptions,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        client_id=(f"{settings.mqtt_client_id}-{service}" if settings.mqtt_client_id and persistent else None),
+        session_expiry_s=settings.mqtt_session_expiry_s if persistent else 0,
+        queue_size=settings.mqtt_queue_size,
+        ca_file=settings.mqtt_ca_file,
+        cert_file=settings.mqtt_cert_file,
+        key_file=settings.mqtt_key_file,
+        protocol=protocol,
+    )
+
+
+def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run ``main(stop)`` with SIGINT/SIGTERM setting ``stop``, so services shut down cleanly."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    return asyncio.run(runner())

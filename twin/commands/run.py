@@ -1,0 +1,102 @@
+"""``twin run SERVICE``: one microservice alone against a broker (``--broker`` or TWIN_BROKER)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+
+from twin.commands.common import (
+    add_broker_options,
+    add_influx_options,
+    add_plant_options,
+    make_bus,
+    positive_float,
+    run_until_stopped,
+    settings_from_args,
+)
+from twin.errors import ConfigError
+from twin.live_view import summary_line
+from twin.services.sink import SinkService
+from twin.services.state import StateService
+from twin.sinks import make_writer
+
+__all__ = ["register"]
+
+log = logging.getLogger("twin.run")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("run", help="run one service alone against a broker", description=__doc__)
+    services = p.add_subparsers(dest="service", metavar="SERVICE")
+    services.required = True
+    s = services.add_parser("state", help="the live state model: telemetry in, PlantState out")
+    add_plant_options(s)
+    add_broker_options(s, required=True)
+    s.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    s.set_defaults(func=_state)
+    k = services.add_parser("sink", help="the twin's outputs from MQTT to InfluxDB or line-protocol files")
+    add_plant_options(k)
+    add_broker_options(k, required=True)
+    add_influx_options(k)
+    k.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    k.set_defaults(func=_sink)
+
+
+def _need_broker(url: str | None) -> str:
+    if not url:
+        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    return url
+
+
+async def _until(stop: asyncio.Event, task: asyncio.Task[None], duration: float | None,
+                 report: object = None) -> int:
+    t0 = time.monotonic()
+    last = 0.0
+    while not stop.is_set() and not task.done():
+        if duration is not None and time.monotonic() - t0 >= duration:
+            break
+        if callable(report) and time.monotonic() - last >= 10:
+            report()
+            last = time.monotonic()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+    if task.done() and task.exception() is not None:
+        log.error("service stopped: %r", task.exception())
+        return 1
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return 0
+
+
+def _state(args: argparse.Namespace) -> int:
+    settings, plant = settings_from_args(args)
+    url = _need_broker(settings.broker)
+
+    async def main(stop: asyncio.Event) -> int:
+        service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes)
+        async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True) as bus:
+            task = asyncio.create_task(service.run(bus))
+
+            def report() -> None:
+                if service.latest is not None:
+                    log.info(summary_line(service.latest))
+
+            return await _until(stop, task, args.duration, report)
+
+    return run_until_stopped(main)
+
+
+def _sink(args: argparse.Namespace) -> int:
+    settings, plant = settings_from_args(args)
+    url = _need_broker(settings.broker)
+
+    async def main(stop: asyncio.Event) -> int:
+        service = SinkService(plant.site.id, make_writer(settings))
+        async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True) as bus:
+            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
+
+    return run_until_stopped(main)

@@ -1,0 +1,243 @@
+"""The wire contract v1 (``shared/design/contract.md``) as pydantic v2 models.
+
+This module is the source of truth in code for every payload on the bus: the
+telemetry the twin ingests, and the twin's outputs. Field names carry their unit.
+Fields may be added; never rename or re-mean one (the contract is a public API).
+
+Telemetry models forbid unknown fields: a misspelt unit suffix (``flow_lpm`` for
+``flow_lps``) must be refused, not silently ignored. They are strict: a number sent
+as a string is refused, NaN and infinities are refused.
+
+Rules that need the plant config (the GPU list length equals the rack's GPU count,
+the asset exists) are checked by :func:`twin.ingest` against the loaded plant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ASSET_ID_PATTERN",
+    "DOMAIN_MODELS",
+    "MAX_GPUS_PER_RACK",
+    "QUANTITIES",
+    "SITE_PATTERN",
+    "Alarm",
+    "AmbientTelemetry",
+    "CoolantTelemetry",
+    "DeadLetter",
+    "Forecast",
+    "ForecastPoint",
+    "GpuRackTelemetry",
+    "HallState",
+    "HeatTelemetry",
+    "HydroTelemetry",
+    "PlantState",
+    "Telemetry",
+]
+
+SITE_PATTERN = r"^[a-z0-9-]{1,32}$"
+ASSET_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+SOURCE_PATTERN = r"^(sim|replay|adapter/[A-Za-z0-9_.-]{1,64})$"
+#: Upper bound on GPUs in one rack message (NVL144/NVL576-class racks included);
+#: the exact length is checked against the plant config.
+MAX_GPUS_PER_RACK = 1024
+#: Unix time of 2100-01-01: a timestamp beyond it is a unit error (ms or ns).
+MAX_TS = 4_102_444_800.0
+
+SiteId = Annotated[str, StringConstraints(pattern=SITE_PATTERN)]
+AssetId = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
+Timestamp = Annotated[float, Field(ge=0.0, le=MAX_TS, description="Unix epoch seconds, UTC")]
+Temperature = Annotated[float, Field(ge=-80.0, le=200.0, description="degrees Celsius")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class Telemetry(_Strict):
+    """Fields every telemetry message has."""
+
+    ts: Timestamp = Field(description="measurement time, Unix epoch seconds, UTC")
+    seq: int = Field(ge=0, le=2**63 - 1, description="per-publisher counter (one stream per topic)")
+    source: str = Field(pattern=SOURCE_PATTERN, description="`sim`, `replay` or `adapter/<name>`")
+
+
+class HydroTelemetry(Telemetry):
+    """One hydro supply feeder / grid connection point: ``stargate/{site}/hydro/{feeder}``."""
+
+    available_mw: float = Field(ge=0.0, le=10_000.0, description="what the hydro supply can deliver now, MW")
+    import_mw: float = Field(ge=0.0, le=10_000.0, description="metered site draw through this feeder, MW")
+    frequency_hz: float = Field(ge=40.0, le=70.0, description="grid frequency, Hz")
+    price_eur_mwh: float = Field(ge=-100_000.0, le=100_000.0, description="spot price, EUR/MWh (may be < 0)")
+    reservoir_pct: float | None = Field(default=None, ge=0.0, le=100.0, description="reservoir level, %")
+    curtailed: bool = Field(default=False, description="the supply is curtailed now")
+
+
+PowerW = Annotated[float, Field(ge=0.0, le=20_000.0)]
+Util = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class GpuRackTelemetry(Telemetry):
+    """One GPU rack, all its GPUs in one message: ``stargate/{site}/gpu/{hall}/{rack}``."""
+
+    gpu_power_w: list[PowerW] = Field(min_length=1, max_length=MAX_GPUS_PER_RACK, description="per GPU, W")
+    gpu_util: list[Util] = Field(min_length=1, max_length=MAX_GPUS_PER_RACK, description="per GPU, 0..1")
+    gpu_temp_c: list[Temperature] = Field(min_length=1, max_length=MAX_GPUS_PER_RACK, description="per GPU, C")
+    aux_power_w: float = Field(ge=0.0, le=1_000_000.0, description="CPUs, NICs, switch trays of the rack, W")
+
+    @model_validator(mode="after")
+    def _equal_lengths(self) -> GpuRackTelemetry:
+        n = len(self.gpu_power_w)
+        if len(self.gpu_util) != n or len(self.gpu_temp_c) != n:
+            raise ValueError(
+                "gpu_power_w, gpu_util and gpu_temp_c must have one equal length, got "
+                f"{n}, {len(self.gpu_util)} and {len(self.gpu_temp_c)}"
+            )
+        return self
+
+
+class CoolantTelemetry(Telemetry):
+    """One coolant distribution unit (technology cooling loop): ``stargate/{site}/coolant/{cdu}``."""
+
+    supply_c: Temperature = Field(description="loop supply temperature at the CDU, C")
+    return_c: Temperature = Field(description="loop return temperature at the CDU, C")
+    flow_lps: float = Field(ge=0.0, le=10_000.0, description="loop flow, litres per second")
+    pump_kw: float = Field(ge=0.0, le=10_000.0, description="pump electric power, kW")
+    fws_supply_c: Temperature | None = Field(default=None, description="facility water supply, C")
+    fws_return_c: Temperature | None = Field(default=None, description="facility water return, C")
+
+
+class HeatTelemetry(Telemetry):
+    """One heat-reuse exchanger towards an offtaker: ``stargate/{site}/heat/{exchanger}``."""
+
+    delivered_kw: float = Field(ge=0.0, le=1_000_000.0, description="thermal power delivered, kW")
+    demand_kw: float = Field(ge=0.0, le=1_000_000.0, description="thermal power the offtaker asks for, kW")
+    supply_c: Temperature = Field(description="offtaker-side supply temperature, C")
+    return_c: Temperature = Field(description="offtaker-side return temperature, C")
+    heat_pump_kw: float = Field(ge=0.0, le=1_000_000.0, description="heat-pump electric power, kW (0: none)")
+
+
+class AmbientTelemetry(Telemetry):
+    """One weather station: ``stargate/{site}/ambient/{station}``."""
+
+    temp_c: float = Field(ge=-80.0, le=70.0, description="outdoor air temperature, C")
+    humidity_pct: float | None = Field(default=None, ge=0.0, le=100.0, description="relative humidity, %")
+    wind_ms: float | None = Field(default=None, ge=0.0, le=120.0, description="wind speed, m/s")
+
+
+#: Topic domain -> payload model. The topic ``stargate/{site}/{domain}/...`` selects it.
+DOMAIN_MODELS: dict[str, type[Telemetry]] = {
+    "hydro": HydroTelemetry,
+    "gpu": GpuRackTelemetry,
+    "coolant": CoolantTelemetry,
+    "heat": HeatTelemetry,
+    "ambient": AmbientTelemetry,
+}
+
+
+# ---------------------------------------------------------------- twin outputs
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PlantState(_Output):
+    """The whole plant, every tick: ``stargate/{site}/twin/state`` (QoS 1, retained).
+
+    Definitions are the contract's, over the latest valid message of each asset.
+    """
+
+    ts: Timestamp = Field(description="event time of this state, Unix epoch seconds")
+    it_mw: float = Field(description="sum over racks of (sum gpu_power_w + aux_power_w) / 1e6, MW")
+    facility_mw: float = Field(description="sum over feeders of import_mw, MW")
+    pue: float | None = Field(description="facility_mw / it_mw (ISO/IEC 30134-2); null while it_mw is 0")
+    contract_mw: float = Field(description="contracted maximum draw, MW")
+    hydro_available_mw: float = Field(description="sum over feeders of available_mw, MW")
+    headroom_mw: float = Field(description="min(hydro_available_mw, contract_mw) - facility_mw, MW")
+    gpus_total: int = Field(ge=0, description="GPUs in the plant config")
+    gpus_reporting: int = Field(ge=0, description="GPUs with a valid, non-stale rack message")
+    gpu_util_mean: float | None = Field(description="mean GPU utilisation over reporting GPUs, 0..1")
+    gpu_temp_max_c: float | None = Field(description="hottest reporting GPU, C")
+    heat_to_liquid_mw: float = Field(description="sum over CDUs of rho cp V (T_ret - T_sup) / 1e6, MW")
+    liquid_capture_ratio: float | None = Field(description="heat_to_liquid_mw / it_mw; null while it_mw is 0")
+    heat_reused_mw: float = Field(description="sum over exchangers of delivered_kw / 1000, MW")
+    heat_pump_mw: float = Field(description="sum over exchangers of heat_pump_kw / 1000, MW")
+    erf: float | None = Field(description="reused / facility energy since start (ISO/IEC 30134-6)")
+    coolant_return_max_c: float | None = Field(description="hottest CDU return temperature, C")
+    ambient_c: float | None = Field(description="outdoor temperature (mean over weather stations), C")
+    stale: list[str] = Field(description="`domain/asset` silent for longer than stale_after_s")
+    msgs_in: int = Field(ge=0, description="telemetry messages received since start")
+    msgs_rejected: int = Field(ge=0, description="messages sent to the dead-letter topic since start")
+    msgs_duplicate: int = Field(ge=0, description="duplicates dropped by (topic, source, seq) since start")
+    seq_gaps: int = Field(ge=0, description="messages missing by seq since start")
+
+
+class HallState(_Output):
+    """One hall, every tick: ``stargate/{site}/twin/state/{hall}`` (QoS 1, retained)."""
+
+    ts: Timestamp = Field(description="event time of this state, Unix epoch seconds")
+    hall: AssetId = Field(description="hall id")
+    it_mw: float = Field(description="IT power of the hall's racks, MW")
+    gpus_total: int = Field(ge=0)
+    gpus_reporting: int = Field(ge=0)
+    gpu_util_mean: float | None = Field(description="0..1")
+    gpu_temp_max_c: float | None = Field(description="C")
+    heat_to_liquid_mw: float = Field(description="over the hall's CDUs, MW")
+    liquid_capture_ratio: float | None = Field(description="heat_to_liquid_mw / it_mw")
+    coolant_return_max_c: float | None = Field(description="hottest CDU return in the hall, C")
+    coolant_supply_mean_c: float | None = Field(default=None, description="mean CDU supply in the hall, C")
+    flow_lps: float = Field(default=0.0, description="total loop flow over the hall's CDUs, L/s")
+
+
+QUANTITIES: tuple[str, ...] = ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c")
+Quantity = Literal["facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c"]
+
+
+class ForecastPoint(_Output):
+    ts: Timestamp = Field(description="target time")
+    mean: float
+    p10: float
+    p90: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ForecastPoint:
+        if not self.p10 <= self.p90:
+            raise ValueError(f"p10 ({self.p10}) must not exceed p90 ({self.p90})")
+        return self
+
+
+class Forecast(_Output):
+    """``stargate/{site}/twin/forecast/{quantity}`` (QoS 1, retained)."""
+
+    quantity: Quantity
+    issued_ts: Timestamp
+    model: str = Field(min_length=1, max_length=64)
+    step_s: float = Field(gt=0)
+    points: list[ForecastPoint] = Field(min_length=1, max_length=10_000)
+    skill: float | None = Field(description="MASE against persistence over recent evaluated forecasts")
+
+
+class Alarm(_Output):
+    """``stargate/{site}/twin/alarm/{alarm_id}``; an empty retained message clears it."""
+
+    alarm_id: AssetId
+    severity: Literal["info", "warning", "critical"]
+    active: bool
+    ts: Timestamp
+    message: str = Field(max_length=1024)
+    asset: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+
+class DeadLetter(_Output):
+    """``stargate/{site}/twin/deadletter`` (QoS 1): a message the twin refused, and why."""
+
+    ts: Timestamp = Field(description="receive time")
+    topic: str
+    reason: str
+    payload: str = Field(description="first 1 KiB of the payload, decoded as text with errors replaced")

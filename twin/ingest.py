@@ -1,0 +1,95 @@
+"""Decode one telemetry message: size check, topic lookup, JSON validation, plant checks.
+
+Pure: no network, no clock. Returns a :class:`Decoded` message or a :class:`Rejected`
+one whose reason a person can act on; the service turns the latter into a dead letter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from twin.contract import DOMAIN_MODELS, GpuRackTelemetry, Telemetry
+from twin.plant import Plant
+from twin.topics import TelemetryTopic, parse_telemetry_topic
+
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Decoded", "Decoder", "Rejected", "describe_validation_error"]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    domain: str
+    index: int  # index of the asset in the plant's arrays for its domain
+    msg: Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+def describe_validation_error(e: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in e.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "payload"
+        inp = err.get("input")
+        shown = "" if isinstance(inp, dict | list) else f" (got {str(inp)[:40]!r})"
+        parts.append(f"{loc}: {err['msg']}{shown}")
+    more = f"; and {e.error_count() - limit} more" if e.error_count() > limit else ""
+    return "invalid payload: " + "; ".join(parts) + more
+
+
+class Decoder:
+    """Turns (topic, payload bytes) into a validated message for one plant and site."""
+
+    def __init__(self, plant: Plant, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        self.plant = plant
+        self.site = plant.site.id
+        self.max_payload_bytes = max_payload_bytes
+        self._gpus = plant.rack.gpus
+        rack_hall = {r: h.id for h in plant.halls for r in h.rack_ids}
+        # (domain, asset) -> index; for gpu the hall in the topic must match the rack's hall
+        self._index: dict[str, dict[str, int]] = {
+            "gpu": plant.rack_index,
+            "coolant": plant.cdu_index,
+            "hydro": {f: i for i, f in enumerate(plant.feeder_ids)},
+            "heat": {e: i for i, e in enumerate(plant.exchanger_ids)},
+            "ambient": {plant.weather.station: 0},
+        }
+        self._rack_hall = rack_hall
+        self._topics: dict[str, TelemetryTopic | str] = {}
+
+    def _topic(self, topic: str) -> TelemetryTopic | str:
+        t = self._topics.get(topic)
+        if t is None:
+            t = parse_telemetry_topic(topic)
+            if len(self._topics) < 100_000:  # bounded: unknown topics must not grow it forever
+                self._topics[topic] = t
+        return t
+
+    def decode(self, topic: str, payload: bytes) -> Decoded | Rejected:
+        if len(payload) > self.max_payload_bytes:
+            return Rejected(f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload_bytes}")
+        t = self._topic(topic)
+        if isinstance(t, str):
+            return Rejected(t)
+        if t.site != self.site:
+            return Rejected(f"site {t.site!r} is not this twin's site {self.site!r}")
+        index = self._index[t.domain].get(t.asset)
+        if index is None:
+            return Rejected(f"unknown {t.domain} asset {t.asset!r}: not in the plant config")
+        if t.hall is not None and self._rack_hall[t.asset] != t.hall:
+            return Rejected(f"rack {t.asset!r} is in hall {self._rack_hall[t.asset]!r}, not {t.hall!r}")
+        try:
+            msg = DOMAIN_MODELS[t.domain].model_validate_json(payload)
+        except ValidationError as e:
+            return Rejected(describe_validation_error(e))
+        if isinstance(msg, GpuRackTelemetry) and len(msg.gpu_power_w) != self._gpus:
+            return Rejected(
+                f"rack {t.asset!r} has {self._gpus} GPUs in the plant config, the message lists "
+                f"{len(msg.gpu_power_w)}"
+            )
+        return Decoded(t.domain, index, msg)

@@ -1,0 +1,1 @@
+"""The twin's services: each a small class wired to one bus connection; ``twin up`` runs them together."""

@@ -1,0 +1,117 @@
+"""The state service: telemetry in from the bus, PlantState / HallState / dead letters out.
+
+Wiring only: decoding is :mod:`twin.ingest`, the state is :mod:`twin.state`, the
+tick windows are :mod:`twin.ticks`. Messages are handled one by one as they come
+off the bus' bounded queue; outputs go through the bus' outbox so that ingest
+never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import orjson
+
+from adapters.mqtt import Bus
+from twin.contract import DeadLetter, HallState, PlantState
+from twin.ingest import Decoder, Rejected
+from twin.plant import Plant
+from twin.state import StateModel
+from twin.ticks import TickClock
+from twin.topics import Topics
+
+__all__ = ["StateService"]
+
+log = logging.getLogger("twin.state")
+
+StateListener = Callable[[PlantState, list[HallState]], None]
+
+
+class StateService:
+    name = "state"
+
+    def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024) -> None:
+        self.plant = plant
+        self.topics = Topics(plant.site.id)
+        self.decoder = Decoder(plant, max_payload_bytes)
+        self.model = StateModel(plant)
+        self.clock = TickClock(tick_s)
+        self.latest: PlantState | None = None
+        self.latest_halls: list[HallState] = []
+        self.listeners: list[StateListener] = []
+        self._bus: Bus | None = None
+        self._last_msg_wall = time.monotonic()
+        self._last_emit_wall = time.monotonic()
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return self.topics.telemetry_filters
+
+    # ------------------------------------------------------------ pure-ish core
+
+    def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
+        """Decode and apply one message; emit states for closed tick windows; dead-letter bad input."""
+        d = self.decoder.decode(topic, payload)
+        if isinstance(d, Rejected):
+            self.model.reject()
+            self._dead_letter(topic, payload, d.reason, received_ts)
+            return
+        due = self.clock.on_message(d.msg.ts)
+        if due is not None:
+            self.emit(due)
+        self.model.apply(d)
+
+    def emit(self, ts: float) -> PlantState:
+        state, halls = self.model.snapshot(ts)
+        self.latest, self.latest_halls = state, halls
+        self._last_emit_wall = time.monotonic()
+        bus = self._bus
+        if bus is not None:
+            bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
+            for h in halls:
+                bus.publish_nowait(self.topics.hall_state(h.hall), h.model_dump_json().encode(), qos=1, retain=True)
+        for listener in self.listeners:
+            listener(state, halls)
+        return state
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str, ts: float) -> None:
+        log.debug("dead letter from %s: %s", topic, reason)
+        if self._bus is None:
+            return
+        dl = DeadLetter(ts=ts, topic=topic[:512], reason=reason[:1024],
+                        payload=payload[:1024].decode("utf-8", errors="replace"))
+        self._bus.publish_nowait(self.topics.deadletter, orjson.dumps(dl.model_dump()), qos=1, retain=False)
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, bus: Bus) -> None:
+        """Consume the bus until cancelled."""
+        self._bus = bus
+        idle = asyncio.create_task(self._idle_flush())
+        try:
+            while True:
+                msg = await bus.queue.get()
+                self._last_msg_wall = time.monotonic()
+                payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
+                self.handle(msg.topic.value, bytes(payload), time.time())
+        finally:
+            idle.cancel()
+
+    async def _idle_flush(self) -> None:
+        """When telemetry pauses, still publish: the open window, then heartbeats advancing event time."""
+        tick = self.clock.tick_s
+        while True:
+            await asyncio.sleep(min(tick, 1.0) / 2)
+            now = time.monotonic()
+            if now - self._last_msg_wall < 1.5 * min(tick, 1.0):
+                continue
+            due = self.clock.flush()
+            if due is not None:
+                self.emit(due)
+            elif now - self._last_emit_wall >= max(tick, 1.0) and self.model.now_ts is not None:
+                # event time advances by the wall time spent in silence, so silent assets turn stale
+                silent = now - self._last_msg_wall
+                self.emit(self.model.now_ts + silent)

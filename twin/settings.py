@@ -1,0 +1,67 @@
+"""Settings from the environment (prefix ``TWIN_``), overridden by CLI flags.
+
+Secrets are ``SecretStr``: they never appear in logs, errors or ``repr``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from twin.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWIN_", extra="forbid", validate_default=True)
+
+    plant: str = Field(default="phase1", description="plant file (.toml) or a name in plants/")
+    broker: str | None = Field(default=None, description="mqtt://host:port or mqtts://...; none: embedded broker")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
+    mqtt_cert_file: Path | None = Field(default=None, description="client certificate for mqtts://")
+    mqtt_key_file: Path | None = Field(default=None, description="client key for mqtts://")
+    mqtt_client_id: str | None = Field(default=None, description="fixed client id (persistent session)")
+    mqtt_session_expiry_s: int = Field(default=0, ge=0, description="> 0: persistent session kept this long")
+    mqtt_queue_size: int = Field(default=100_000, ge=100, description="bounded incoming message queue")
+    data_dir: Path = Path("data")
+    influx_url: str | None = None
+    influx_token: SecretStr | None = None
+    influx_org: str = "stargate"
+    influx_bucket: str = "twin"
+    tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
+    max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    log_level: str = "INFO"
+
+    @field_validator("broker", "influx_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return v
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env, with CLI overrides (None means: not given on the command line)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(
+            f"setting {name} (env TWIN_{name.upper()} or --{name.replace('_', '-')}): {err['msg']}"
+        ) from None

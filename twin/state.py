@@ -1,0 +1,319 @@
+"""The live state of the plant in preallocated numpy arrays, and the KPIs over it.
+
+Pure: no network and no clock; event time is passed in. One message updates its
+asset's slots in O(GPUs in the message); a snapshot aggregates over the arrays
+with numpy (no Python loop over assets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin import physics
+from twin.contract import (
+    AmbientTelemetry,
+    CoolantTelemetry,
+    GpuRackTelemetry,
+    HallState,
+    HeatTelemetry,
+    HydroTelemetry,
+    PlantState,
+)
+from twin.ingest import Decoded
+from twin.plant import Plant
+
+__all__ = ["Counters", "SeqTracker", "StateModel"]
+
+_NEVER = -np.inf
+_WINDOW = 64  # seq numbers remembered below the newest, to tell duplicates from late messages
+
+
+@dataclass
+class Counters:
+    msgs_in: int = 0
+    msgs_rejected: int = 0
+    msgs_duplicate: int = 0
+    msgs_late: int = 0
+    seq_gaps: int = 0
+
+
+@dataclass
+class SeqTracker:
+    """Per-stream seq bookkeeping: drops duplicates (QoS 1 redelivery), counts gaps and late arrivals.
+
+    A stream is one (domain, asset, source). The newest seq and a 64-bit map of the
+    seqs seen just below it tell a redelivered message from one that arrives late.
+    """
+
+    counters: Counters
+    _streams: dict[tuple[str, int, str], tuple[int, int]] = field(default_factory=dict)
+
+    def accept(self, key: tuple[str, int, str], seq: int) -> bool:
+        """Return False for a duplicate; update gap and late counters."""
+        prev = self._streams.get(key)
+        if prev is None:
+            self._streams[key] = (seq, 0)
+            return True
+        last, seen = prev  # bit k of seen: seq last-1-k was received
+        if seq > last:
+            shift = seq - last
+            self.counters.seq_gaps += shift - 1
+            seen = ((seen << shift) | (1 << (shift - 1))) & ((1 << _WINDOW) - 1) if shift <= _WINDOW else 0
+            self._streams[key] = (seq, seen)
+            return True
+        if seq == last:
+            self.counters.msgs_duplicate += 1
+            return False
+        k = last - 1 - seq
+        if k >= _WINDOW:
+            # far below the window: a publisher restart (seq reset to 0) or an ancient message.
+            if seq < _WINDOW:
+                self._streams[key] = (seq, 0)
+                return True
+            self.counters.msgs_duplicate += 1
+            return False
+        if seen >> k & 1:
+            self.counters.msgs_duplicate += 1
+            return False
+        # a late arrival fills a gap counted earlier
+        self._streams[key] = (last, seen | (1 << k))
+        self.counters.seq_gaps -= 1
+        self.counters.msgs_late += 1
+        return True
+
+
+class StateModel:
+    """Latest valid value of every asset of one plant, and the contract's KPIs over them."""
+
+    def __init__(self, plant: Plant) -> None:
+        self.plant = plant
+        n_r, g = plant.n_racks, plant.rack.gpus
+        n_c, n_f, n_x = len(plant.cdu_ids), len(plant.feeder_ids), len(plant.exchanger_ids)
+        self.counters = Counters()
+        self.seq = SeqTracker(self.counters)
+        # racks
+        self.rack_ts = np.full(n_r, _NEVER)
+        self.rack_power_w = np.zeros(n_r)  # sum of gpu_power_w + aux_power_w
+        self.rack_util_mean = np.zeros(n_r)
+        self.rack_temp_max_c = np.zeros(n_r)
+        self.gpu_power_w = np.zeros((n_r, g), dtype=np.float32)
+        self.gpu_util = np.zeros((n_r, g), dtype=np.float32)
+        self.gpu_temp_c = np.zeros((n_r, g), dtype=np.float32)
+        # CDUs
+        self.cdu_ts = np.full(n_c, _NEVER)
+        self.cdu_supply_c = np.zeros(n_c)
+        self.cdu_return_c = np.zeros(n_c)
+        self.cdu_flow_lps = np.zeros(n_c)
+        self.cdu_pump_kw = np.zeros(n_c)
+        # feeders
+        self.feeder_ts = np.full(n_f, _NEVER)
+        self.feeder_available_mw = np.zeros(n_f)
+        self.feeder_import_mw = np.zeros(n_f)
+        self.feeder_frequency_hz = np.zeros(n_f)
+        self.feeder_price_eur_mwh = np.zeros(n_f)
+        self.feeder_curtailed = np.zeros(n_f, dtype=bool)
+        # exchangers
+        self.exch_ts = np.full(n_x, _NEVER)
+        self.exch_delivered_kw = np.zeros(n_x)
+        self.exch_demand_kw = np.zeros(n_x)
+        self.exch_heat_pump_kw = np.zeros(n_x)
+        # weather
+        self.ambient_ts = np.full(1, _NEVER)
+        self.ambient_c = np.zeros(1)
+        # time and energy
+        self.start_ts: float | None = None
+        self.now_ts: float | None = None  # newest event time seen
+        self.last_snapshot_ts: float | None = None
+        self._last_fac_mw = 0.0
+        self._last_reuse_mw = 0.0
+        self.energy_facility_mwh = 0.0
+        self.energy_reused_mwh = 0.0
+        self._stale_names = (
+            [f"gpu/{r}" for r in plant.rack_ids],
+            [f"coolant/{c}" for c in plant.cdu_ids],
+            [f"hydro/{f}" for f in plant.feeder_ids],
+            [f"heat/{x}" for x in plant.exchanger_ids],
+            [f"ambient/{plant.weather.station}"],
+        )
+
+    # ------------------------------------------------------------------ ingest
+
+    def apply(self, d: Decoded) -> bool:
+        """Apply one decoded message; False when it was a duplicate or older than what is held."""
+        m = d.msg
+        self.counters.msgs_in += 1
+        if not self.seq.accept((d.domain, d.index, m.source), m.seq):
+            return False
+        ts, i = m.ts, d.index
+        if self.start_ts is None:
+            self.start_ts = ts
+        if self.now_ts is None or ts > self.now_ts:
+            self.now_ts = ts
+        if isinstance(m, GpuRackTelemetry):
+            if ts < self.rack_ts[i]:
+                return False
+            p = np.asarray(m.gpu_power_w, dtype=np.float64)
+            u = np.asarray(m.gpu_util, dtype=np.float64)
+            t = np.asarray(m.gpu_temp_c, dtype=np.float64)
+            self.gpu_power_w[i] = p
+            self.gpu_util[i] = u
+            self.gpu_temp_c[i] = t
+            self.rack_power_w[i] = p.sum() + m.aux_power_w
+            self.rack_util_mean[i] = u.mean()
+            self.rack_temp_max_c[i] = t.max()
+            self.rack_ts[i] = ts
+        elif isinstance(m, CoolantTelemetry):
+            if ts < self.cdu_ts[i]:
+                return False
+            self.cdu_supply_c[i] = m.supply_c
+            self.cdu_return_c[i] = m.return_c
+            self.cdu_flow_lps[i] = m.flow_lps
+            self.cdu_pump_kw[i] = m.pump_kw
+            self.cdu_ts[i] = ts
+        elif isinstance(m, HydroTelemetry):
+            if ts < self.feeder_ts[i]:
+                return False
+            self.feeder_available_mw[i] = m.available_mw
+            self.feeder_import_mw[i] = m.import_mw
+            self.feeder_frequency_hz[i] = m.frequency_hz
+            self.feeder_price_eur_mwh[i] = m.price_eur_mwh
+            self.feeder_curtailed[i] = m.curtailed
+            self.feeder_ts[i] = ts
+        elif isinstance(m, HeatTelemetry):
+            if ts < self.exch_ts[i]:
+                return False
+            self.exch_delivered_kw[i] = m.delivered_kw
+            self.exch_demand_kw[i] = m.demand_kw
+            self.exch_heat_pump_kw[i] = m.heat_pump_kw
+            self.exch_ts[i] = ts
+        elif isinstance(m, AmbientTelemetry):
+            if ts < self.ambient_ts[i]:
+                return False
+            self.ambient_c[i] = m.temp_c
+            self.ambient_ts[i] = ts
+        return True
+
+    def reject(self) -> None:
+        self.counters.msgs_in += 1
+        self.counters.msgs_rejected += 1
+
+    # ------------------------------------------------------------------ KPIs
+
+    def _fresh(self, ts: np.ndarray, now: float) -> np.ndarray:
+        return ts >= now - self.plant.stale_after_s
+
+    def stale(self, now: float) -> list[str]:
+        """``domain/asset`` silent for longer than ``stale_after_s`` at event time ``now``.
+
+        An asset never heard from is stale once the twin has run ``stale_after_s`` in event time.
+        """
+        warm = self.start_ts is not None and now - self.start_ts > self.plant.stale_after_s
+        out: list[str] = []
+        for names, ts in zip(self._stale_names, self._ts_arrays(), strict=True):
+            bad = ~self._fresh(ts, now)
+            if not warm:
+                bad &= np.isfinite(ts)
+            out.extend(names[k] for k in np.flatnonzero(bad))
+        return out
+
+    def _ts_arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.rack_ts, self.cdu_ts, self.feeder_ts, self.exch_ts, self.ambient_ts)
+
+    def heat_to_liquid_w(self) -> np.ndarray:
+        """Per CDU, from the latest flow and loop temperatures (0 for a CDU never heard from)."""
+        c = self.plant.coolant
+        q = physics.heat_to_liquid_w(self.cdu_flow_lps, self.cdu_return_c, self.cdu_supply_c,
+                                     c.density_kg_m3, c.cp_j_kgk)
+        return np.where(np.isfinite(self.cdu_ts), q, 0.0)
+
+    def snapshot(self, ts: float) -> tuple[PlantState, list[HallState]]:
+        """PlantState and HallStates at event time ``ts``; integrates energy for ERF since the last one."""
+        plant = self.plant
+        g = plant.rack.gpus
+        seen_r = np.isfinite(self.rack_ts)
+        reporting = seen_r & self._fresh(self.rack_ts, ts)
+        it_mw = float(self.rack_power_w.sum()) / 1e6
+        facility_mw = float(self.feeder_import_mw.sum())
+        hydro_mw = float(self.feeder_available_mw.sum())
+        q_cdu = self.heat_to_liquid_w()
+        heat_liq_mw = float(q_cdu.sum()) / 1e6
+        reused_mw = float(self.exch_delivered_kw.sum()) / 1000.0
+        hp_mw = float(self.exch_heat_pump_kw.sum()) / 1000.0
+        seen_c = np.isfinite(self.cdu_ts)
+        n_rep = int(reporting.sum())
+
+        # energy integrals in event time (trapezoid between snapshots), MWh
+        if self.last_snapshot_ts is not None and ts > self.last_snapshot_ts:
+            dt_h = (ts - self.last_snapshot_ts) / 3600.0
+            self.energy_facility_mwh += 0.5 * (self._last_fac_mw + facility_mw) * dt_h
+            self.energy_reused_mwh += 0.5 * (self._last_reuse_mw + reused_mw) * dt_h
+        if self.last_snapshot_ts is None or ts > self.last_snapshot_ts:
+            self.last_snapshot_ts = ts
+            self._last_fac_mw, self._last_reuse_mw = facility_mw, reused_mw
+
+        seen_x = np.isfinite(self.ambient_ts)
+        c = self.counters
+        state = PlantState(
+            ts=ts,
+            it_mw=it_mw,
+            facility_mw=facility_mw,
+            pue=physics.pue(facility_mw, it_mw),
+            contract_mw=plant.site.contract_mw,
+            hydro_available_mw=hydro_mw,
+            headroom_mw=min(hydro_mw, plant.site.contract_mw) - facility_mw,
+            gpus_total=plant.gpus_total,
+            gpus_reporting=n_rep * g,
+            gpu_util_mean=float(self.rack_util_mean[reporting].mean()) if n_rep else None,
+            gpu_temp_max_c=float(self.rack_temp_max_c[reporting].max()) if n_rep else None,
+            heat_to_liquid_mw=heat_liq_mw,
+            liquid_capture_ratio=heat_liq_mw / it_mw if it_mw > 0 else None,
+            heat_reused_mw=reused_mw,
+            heat_pump_mw=hp_mw,
+            erf=physics.erf(self.energy_reused_mwh, self.energy_facility_mwh),
+            coolant_return_max_c=float(self.cdu_return_c[seen_c].max()) if seen_c.any() else None,
+            ambient_c=float(self.ambient_c[seen_x].mean()) if seen_x.any() else None,
+            stale=self.stale(ts),
+            msgs_in=c.msgs_in,
+            msgs_rejected=c.msgs_rejected,
+            msgs_duplicate=c.msgs_duplicate,
+            seq_gaps=max(c.seq_gaps, 0),
+        )
+        return state, self._halls(ts, reporting, q_cdu, seen_c)
+
+    def _halls(self, ts: float, reporting: np.ndarray, q_cdu: np.ndarray, seen_c: np.ndarray) -> list[HallState]:
+        plant = self.plant
+        n_h, g = len(plant.halls), plant.rack.gpus
+        rh, ch = plant.rack_hall, plant.cdu_hall
+        it_w = np.bincount(rh, weights=self.rack_power_w, minlength=n_h)
+        racks_total = np.bincount(rh, minlength=n_h)
+        n_rep = np.bincount(rh, weights=reporting.astype(np.float64), minlength=n_h)
+        util_sum = np.bincount(rh, weights=np.where(reporting, self.rack_util_mean, 0.0), minlength=n_h)
+        temp_max = np.full(n_h, -np.inf)
+        np.maximum.at(temp_max, rh[reporting], self.rack_temp_max_c[reporting])
+        q_h = np.bincount(ch, weights=q_cdu, minlength=n_h)
+        ret_max = np.full(n_h, -np.inf)
+        np.maximum.at(ret_max, ch[seen_c], self.cdu_return_c[seen_c])
+        n_c = np.bincount(ch, weights=seen_c.astype(np.float64), minlength=n_h)
+        sup_sum = np.bincount(ch, weights=np.where(seen_c, self.cdu_supply_c, 0.0), minlength=n_h)
+        flow = np.bincount(ch, weights=np.where(seen_c, self.cdu_flow_lps, 0.0), minlength=n_h)
+        out = []
+        for h, hall in enumerate(plant.halls):
+            it_mw = float(it_w[h]) / 1e6
+            q_mw = float(q_h[h]) / 1e6
+            out.append(HallState(
+                ts=ts,
+                hall=hall.id,
+                it_mw=it_mw,
+                gpus_total=int(racks_total[h]) * g,
+                gpus_reporting=int(n_rep[h]) * g,
+                gpu_util_mean=float(util_sum[h] / n_rep[h]) if n_rep[h] else None,
+                gpu_temp_max_c=float(temp_max[h]) if np.isfinite(temp_max[h]) else None,
+                heat_to_liquid_mw=q_mw,
+                liquid_capture_ratio=q_mw / it_mw if it_mw > 0 else None,
+                coolant_return_max_c=float(ret_max[h]) if np.isfinite(ret_max[h]) else None,
+                coolant_supply_mean_c=float(sup_sum[h] / n_c[h]) if n_c[h] else None,
+                flow_lps=float(flow[h]),
+            ))
+        return out
