@@ -252,7 +252,8 @@ def resolve_plant_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         return p
-    return PLANTS_DIR / f"{name_or_path}.toml"
+    local = Path("plants") / f"{name_or_path}.toml"
+    return local if local.exists() else PLANTS_DIR / f"{name_or_path}.toml"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -1,0 +1,91 @@
+"""Shared fixtures: real Mosquitto and VictoriaMetrics processes, the default plants, MQTT helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from tests.servers import MosquittoServer, VictoriaMetricsServer
+from twin.plant import Plant, load_plant
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def phase1() -> Plant:
+    return load_plant("phase1")
+
+
+@pytest.fixture(scope="session")
+def small_plant() -> Plant:
+    return load_plant(REPO / "tests" / "data" / "small.toml")
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    """One broker for the session: tests isolate themselves by site id (a unique topic root)."""
+    server = MosquittoServer(tmp_path_factory.mktemp("mosquitto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A broker for this test alone, with persistence, to kill and restart."""
+    server = MosquittoServer(tmp_path / "mosquitto", persistence=True).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[VictoriaMetricsServer]:
+    server = VictoriaMetricsServer(tmp_path / "vm").start()
+    yield server
+    server.kill()
+
+
+_site_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def site() -> str:
+    """A site id unique to this test, so tests sharing a broker never see each other's traffic."""
+    return f"t{int(time.time() * 1000) % 10_000_000}-{next(_site_counter)}"
+
+
+def mosquitto_pub(url_port: int, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
+    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(url_port), "-t", topic, "-q", str(qos), "-s"]
+    if retain:
+        args.append("-r")
+    data = payload if isinstance(payload, bytes) else payload.encode()
+    subprocess.run(args, input=data, check=True, timeout=10)
+
+
+async def collect(port: int, topic_filter: str, predicate, timeout: float = 30.0) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
+    """Subscribe and gather (topic, payload) until ``predicate(messages)`` holds or the timeout passes."""
+    got: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic_filter, qos=1)
+
+        async def loop() -> None:
+            async for m in client.messages:
+                got.append((m.topic.value, bytes(m.payload)))  # type: ignore[arg-type]
+                if predicate(got):
+                    return
+
+        try:
+            await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            pass
+    return got
+
+
+def as_json(payload: bytes) -> dict[str, object]:
+    return json.loads(payload)  # type: ignore[no-any-return]
