@@ -1,0 +1,308 @@
+"""The telemetry log: JSON Lines of MQTT messages (contract, "Telemetry log").
+
+What ``twin record`` and ``twin sim --out`` write and ``twin replay`` reads. One
+message per line, UTF-8, gzip when the file name ends in ``.gz``::
+
+    {"t": 1795300466.012, "topic": "stargate/narvik/gpu/h1/h1-r001", "qos": 1, "retain": false, "payload": {...}}
+
+- ``t``: receive time (simulator: publish time in event time), Unix epoch seconds;
+- ``payload``: the message as a JSON value when its bytes parse as JSON; otherwise the
+  line has ``payload_b64`` (the raw bytes, base64) instead, so that invalid traffic can
+  be recorded and replayed too. Replaying publishes the JSON value re-encoded as
+  compact JSON, or the raw bytes.
+
+:class:`TelemetryLogWriter` writes (with optional rotation by size or by ``t``),
+:class:`LogReader` reads one file and yields a :class:`LogRecord` per good line and a
+:class:`LogError` (file, line number, reason) per bad one, so that the caller decides
+whether to skip or stop. :func:`iter_log` is the simple form: dicts, raising on the
+first bad line. No network here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import math
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+__all__ = [
+    "LogError",
+    "LogReader",
+    "LogRecord",
+    "TelemetryLogWriter",
+    "decode_line",
+    "encode_line",
+    "iter_log",
+    "part_path",
+]
+
+_MISSING = object()
+
+
+class LogError(Exception):
+    """A line of a telemetry log that cannot be read: where, and why."""
+
+    def __init__(self, path: str | Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One message of a log. ``payload`` is the JSON value; ``raw`` the bytes when it was not JSON."""
+
+    t: float
+    topic: str
+    qos: int
+    retain: bool
+    payload: Any
+    raw: bytes | None = None
+    line: int = 0
+
+    @property
+    def is_json(self) -> bool:
+        return self.raw is None
+
+    def payload_bytes(self) -> bytes:
+        """What goes on the wire: the JSON value as compact JSON, or the raw bytes."""
+        return self.raw if self.raw is not None else orjson.dumps(self.payload)
+
+
+# ------------------------------------------------------------------ lines
+
+
+def encode_line(t: float, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bytes:
+    """One log line (with its newline) for a message as received."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return orjson.dumps({"t": t, "topic": topic, "qos": qos, "retain": retain,
+                             "payload_b64": base64.b64encode(payload).decode("ascii")}) + b"\n"
+    return orjson.dumps({"t": t, "topic": topic, "qos": qos, "retain": retain, "payload": value}) + b"\n"
+
+
+def decode_line(data: bytes, line: int = 0) -> LogRecord | str:
+    """Parse one line; a :class:`LogRecord`, or the reason it is not one."""
+    try:
+        d = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        return f"not JSON ({e})"
+    if not isinstance(d, dict):
+        return f"a line must be a JSON object, got {type(d).__name__}"
+    t = d.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        return f"'t' must be a number of Unix seconds, got {t!r:.40}"
+    topic = d.get("topic")
+    if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
+        return f"'topic' must be a topic name without wildcards, got {topic!r:.60}"
+    qos = d.get("qos", 1)
+    if qos not in (0, 1, 2) or isinstance(qos, bool):
+        return f"'qos' must be 0, 1 or 2, got {qos!r:.20}"
+    retain = d.get("retain", False)
+    if not isinstance(retain, bool):
+        return f"'retain' must be true or false, got {retain!r:.20}"
+    payload = d.get("payload", _MISSING)
+    b64 = d.get("payload_b64", _MISSING)
+    if (payload is _MISSING) == (b64 is _MISSING):
+        return "a line needs exactly one of 'payload' and 'payload_b64'"
+    if b64 is not _MISSING:
+        if not isinstance(b64, str):
+            return "'payload_b64' must be a base64 string"
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError) as e:
+            return f"'payload_b64' is not valid base64 ({e})"
+        return LogRecord(float(t), topic, qos, retain, None, raw, line)
+    return LogRecord(float(t), topic, qos, retain, payload, None, line)
+
+
+# ------------------------------------------------------------------ writing
+
+
+def part_path(path: Path, part: int) -> Path:
+    """``run.jsonl.gz`` -> ``run.00003.jsonl.gz``: the file of one rotation part (sorts in order)."""
+    name = path.name
+    gz = ".gz" if name.endswith(".gz") else ""
+    base = name[: len(name) - len(gz)]
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem:
+        stem, ext = base, ""
+    ext = f".{ext}" if ext else ""
+    return path.with_name(f"{stem}.{part:05d}{ext}{gz}")
+
+
+class TelemetryLogWriter:
+    """Writes a telemetry log; gzip when the name ends in ``.gz``.
+
+    ``rotate_bytes`` starts a new file once the current one holds that many bytes (on
+    disk, so compressed for ``.gz``); ``rotate_s`` once the current file spans that many
+    seconds of ``t``. With either, the files are ``part_path(path, 0)``, ``(path, 1)``,
+    ... instead of ``path``; ``paths`` lists those written. The file is flushed at most
+    every ``flush_s`` seconds (wall clock), so a killed recorder loses at most that much.
+    """
+
+    def __init__(self, path: str | Path, *, rotate_bytes: int | None = None, rotate_s: float | None = None,
+                 flush_s: float = 1.0, compresslevel: int = 6) -> None:
+        self.path = Path(path)
+        self.rotate_bytes = rotate_bytes
+        self.rotate_s = rotate_s
+        self.flush_s = flush_s
+        self.compresslevel = compresslevel
+        self.rotating = bool(rotate_bytes or rotate_s)
+        self.gzip = self.path.name.endswith(".gz")
+        self.paths: list[Path] = []
+        self.messages = 0
+        self._raw: IO[bytes] | None = None
+        self._fh: IO[bytes] | None = None
+        self._file_t0: float | None = None
+        self._last_flush = time.monotonic()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> TelemetryLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> IO[bytes]:
+        path = part_path(self.path, len(self.paths)) if self.rotating else self.path
+        raw = open(path, "wb")  # noqa: SIM115 - kept open between writes
+        self._raw = raw
+        fh: IO[bytes] = raw
+        if self.gzip:
+            fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb",  # type: ignore[assignment]
+                               compresslevel=self.compresslevel, mtime=0)
+        self._fh = fh
+        self.paths.append(path)
+        self._file_t0 = None
+        return fh
+
+    def _due_rotation(self, t: float) -> bool:
+        if self._raw is None or not self.rotating:
+            return False
+        if self.rotate_s and self._file_t0 is not None and t - self._file_t0 >= self.rotate_s:
+            return True
+        return bool(self.rotate_bytes and self._raw.tell() >= self.rotate_bytes)
+
+    def write(self, t: float, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Append one message (``payload`` as the bytes on the wire)."""
+        self.write_line(t, encode_line(t, topic, bytes(payload), qos, retain))
+
+    def write_line(self, t: float, data: bytes) -> None:
+        """Append a line already encoded with :func:`encode_line`."""
+        if self._due_rotation(t):
+            self._close_file()
+        fh = self._fh or self._open()
+        if self._file_t0 is None:
+            self._file_t0 = t
+        fh.write(data)
+        self.messages += 1
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_s:
+            self.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            if isinstance(self._fh, gzip.GzipFile):
+                self._fh.flush(zlib.Z_SYNC_FLUSH)
+            self._fh.flush()
+            if self._raw is not None:
+                self._raw.flush()
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            if self._raw is not None and self._raw is not self._fh:
+                self._raw.close()
+        self._fh = self._raw = None
+
+    def close(self) -> None:
+        self._close_file()
+
+
+# ------------------------------------------------------------------ reading
+
+
+class LogReader:
+    """Reads one log file: iterating yields a :class:`LogRecord` per good line, a :class:`LogError` per bad one.
+
+    A gzip file that ends mid-stream (a recorder killed before it closed the file)
+    yields a final :class:`LogError` saying so. ``position`` is how many bytes of the
+    file (compressed for ``.gz``) have been read, against ``size``, for progress.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.size = self.path.stat().st_size
+        except OSError as e:
+            raise LogError(self.path, 0, f"cannot read the file ({e.strerror})") from None
+        self._raw: IO[bytes] | None = None
+        self.lines = 0
+
+    @property
+    def position(self) -> int:
+        try:
+            return self._raw.tell() if self._raw is not None else 0
+        except (ValueError, OSError):
+            return self.size
+
+    def __iter__(self) -> Iterator[LogRecord | LogError]:
+        raw = open(self.path, "rb")  # noqa: SIM115 - closed below
+        self._raw = raw
+        fh: IO[bytes] = raw
+        if self.path.name.endswith(".gz"):
+            fh = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        n = 0
+        try:
+            while True:
+                try:
+                    data = fh.readline()
+                except EOFError:
+                    yield LogError(self.path, n + 1, "truncated: the gzip stream ends early (the recorder was "
+                                                     "stopped before closing the file); the rest is lost")
+                    return
+                except (OSError, zlib.error) as e:
+                    yield LogError(self.path, n + 1, f"cannot decompress ({e}); the rest of the file is lost")
+                    return
+                if not data:
+                    return
+                n += 1
+                self.lines = n
+                if not data.strip():
+                    continue
+                rec = decode_line(data, n)
+                if isinstance(rec, str):
+                    if not data.endswith(b"\n"):
+                        rec = f"truncated last line ({rec})"
+                    yield LogError(self.path, n, rec)
+                else:
+                    yield rec
+        finally:
+            if fh is not raw:
+                fh.close()
+            raw.close()
+
+
+def iter_log(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The lines of a log as dicts (``payload`` or ``payload_b64`` as written); raises :class:`LogError`."""
+    for rec in LogReader(path):
+        if isinstance(rec, LogError):
+            raise rec
+        d: dict[str, Any] = {"t": rec.t, "topic": rec.topic, "qos": rec.qos, "retain": rec.retain}
+        if rec.raw is None:
+            d["payload"] = rec.payload
+        else:
+            d["payload_b64"] = base64.b64encode(rec.raw).decode("ascii")
+        yield d
