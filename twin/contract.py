@@ -87,6 +87,13 @@ class GpuRackTelemetry(Telemetry):
     gpu_util: list[Util] = Field(min_length=1, max_length=MAX_GPUS_PER_RACK, description="per GPU, 0..1")
     gpu_temp_c: list[Temperature] = Field(min_length=1, max_length=MAX_GPUS_PER_RACK, description="per GPU, C")
     aux_power_w: float = Field(ge=0.0, le=1_000_000.0, description="CPUs, NICs, switch trays of the rack, W")
+    gpu_missing: list[Annotated[int, Field(ge=0, lt=MAX_GPUS_PER_RACK)]] | None = Field(
+        default=None,
+        max_length=MAX_GPUS_PER_RACK,
+        description="slots (0-based) without a fresh reading in this message, e.g. a GPU missing from a "
+        "DCGM scrape; their list entries repeat the last known value (0 W, 0 util if never seen). "
+        "Absent when every GPU reported.",
+    )
 
     @model_validator(mode="after")
     def _equal_lengths(self) -> GpuRackTelemetry:
@@ -96,6 +103,12 @@ class GpuRackTelemetry(Telemetry):
                 "gpu_power_w, gpu_util and gpu_temp_c must have one equal length, got "
                 f"{n}, {len(self.gpu_util)} and {len(self.gpu_temp_c)}"
             )
+        if self.gpu_missing is not None:
+            bad = [k for k in self.gpu_missing if k >= n]
+            if bad:
+                raise ValueError(f"gpu_missing lists slot {bad[0]}, beyond the {n} GPUs of the message")
+            if len(set(self.gpu_missing)) != len(self.gpu_missing):
+                raise ValueError("gpu_missing lists a slot twice")
         return self
 
 
