@@ -12,15 +12,25 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "KELVIN",
     "carnot_cop",
+    "cold_plate_coolant_c",
+    "dry_cooler_fan_fraction",
+    "dry_cooler_min_supply_c",
     "erf",
+    "facility_power_w",
+    "fan_power_w",
+    "first_order_step",
     "gpu_power_w",
     "gpu_temp_steady_c",
     "gpu_temp_step_c",
+    "heat_pump_electric_w",
     "heat_to_liquid_w",
+    "hx_direct_delivered_w",
     "loop_delta_t_k",
     "loop_flow_lps",
+    "loop_return_step_c",
     "pue",
     "pump_power_w",
+    "throttled_power_w",
 ]
 
 KELVIN = 273.15
@@ -109,3 +119,128 @@ def pue(facility_mw: float, it_mw: float) -> float | None:
 def erf(reused_mwh: float, facility_mwh: float) -> float | None:
     """Energy reuse factor ``E_reused / E_fac`` (ISO/IEC 30134-6); None before any facility energy."""
     return reused_mwh / facility_mwh if facility_mwh > 0 else None
+
+
+# ---------------------------------------------------------------- dynamics and plant-level models
+
+
+def first_order_step(x: ArrayLike, target: ArrayLike, tau_s: float, dt_s: float) -> FloatArray:
+    """Advance ``tau dx/dt = target - x`` by ``dt_s`` with ``target`` held over the step, exactly.
+
+    ``x + (target - x)(1 - e^(-dt/tau))``: stable for any step length (a 60 s step of a 5 s lag lands
+    on the target). Units of ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return x + (np.asarray(target, dtype=np.float64) - x) * (1.0 - np.exp(-dt_s / tau_s))
+
+
+def loop_return_step_c(t_return_c: ArrayLike, t_supply_c: ArrayLike, q_w: ArrayLike, flow_lps: ArrayLike,
+                       volume_m3: float, density_kg_m3: float, cp_j_kgk: float, dt_s: float) -> FloatArray:
+    """Advance a coolant loop's return temperature by ``dt_s`` (plant.md physics (3), with thermal inertia), C.
+
+    ``C dT_r/dt = Q - rho cp V_dot (T_r - T_s)`` with ``C = rho cp V`` (``volume_m3`` of coolant in the
+    loop), so the time constant is the residence time ``V / V_dot``. Solved exactly for inputs held over
+    the step: ``T_r + (Q/C - k (T_r - T_s)) (1 - e^(-k dt)) / k`` with ``k = V_dot / V``; as the flow goes
+    to zero this tends to ``T_r + Q dt / C`` (the loop heats up; nothing carries the heat away).
+    ``q_w`` W, ``flow_lps`` L/s, temperatures C.
+    """
+    tr = np.asarray(t_return_c, dtype=np.float64)
+    ts = np.asarray(t_supply_c, dtype=np.float64)
+    k = np.asarray(flow_lps, dtype=np.float64) / 1000.0 / volume_m3  # 1/s
+    heat_rate = np.asarray(q_w, dtype=np.float64) / (density_kg_m3 * cp_j_kgk * volume_m3)  # K/s
+    kdt = k * dt_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fac = np.where(kdt > 1e-9, -np.expm1(-kdt) / np.where(k > 0, k, 1.0), dt_s)
+    return tr + (heat_rate - k * (tr - ts)) * fac
+
+
+def cold_plate_coolant_c(t_supply_c: ArrayLike, t_return_c: ArrayLike, design_delta_t_k: float) -> FloatArray:
+    """Coolant temperature a GPU's cold plate sees, C.
+
+    plant.md physics (4) writes ``T_gpu = T_supply + R_th P`` with ``R_th`` measured at design flow, so the
+    coolant's own rise along the plate at design flow is inside ``R_th``. When the flow falls short and the
+    loop rise exceeds its design value, the mean fluid temperature along the plate is higher by half the
+    excess: ``T_supply + max(0, (T_return - T_supply) - dT_design) / 2``. At or above design flow this is
+    ``T_supply`` and the plant.md formula holds unchanged.
+    """
+    ts = np.asarray(t_supply_c, dtype=np.float64)
+    rise = np.asarray(t_return_c, dtype=np.float64) - ts
+    return ts + 0.5 * np.maximum(rise - design_delta_t_k, 0.0)
+
+
+def throttled_power_w(p_demand_w: ArrayLike, t_coolant_c: ArrayLike, r_th_k_w: float, throttle_c: float,
+                      p_min_w: float) -> FloatArray:
+    """GPU power after thermal throttling, W: ``min(P, max((T_throttle - T_coolant) / R_th, P_min))``.
+
+    A GPU lowers its clocks so that its steady temperature ``T_coolant + R_th P`` stays at the throttle
+    point (NVIDIA's thermal slowdown, ~87 C for GB300-class parts); it cannot go below ``P_min`` (idle).
+    """
+    cap = np.maximum((throttle_c - np.asarray(t_coolant_c, dtype=np.float64)) / r_th_k_w, p_min_w)
+    return np.minimum(np.asarray(p_demand_w, dtype=np.float64), cap)
+
+
+def dry_cooler_fan_fraction(q_w: ArrayLike, itd_k: ArrayLike, q_design_w: float,
+                            itd_design_k: float) -> FloatArray:
+    """Airflow a dry cooler needs to reject ``q_w``, as a fraction of design airflow (may exceed 1).
+
+    Dry coolers are rated by capacity at an initial temperature difference ``ITD = T_fluid_in - T_air``;
+    capacity is close to proportional to ITD and, over the fan's range, to airflow (manufacturer rating
+    practice, e.g. EN 1048; linearised). So ``a = (Q / Q_design) (ITD_design / ITD)``. ITD at or below
+    zero: the air cannot cool the fluid (``inf``).
+    """
+    itd = np.asarray(itd_k, dtype=np.float64)
+    q = np.asarray(q_w, dtype=np.float64) / q_design_w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(itd > 0, q * itd_design_k / np.where(itd > 0, itd, 1.0), np.inf)
+
+
+def dry_cooler_min_supply_c(q_w: ArrayLike, t_ambient_c: ArrayLike, fluid_rise_k: float, q_design_w: float,
+                            itd_design_k: float) -> FloatArray:
+    """Coldest fluid supply a dry cooler at full airflow can give while rejecting ``q_w``, C.
+
+    Inverse of :func:`dry_cooler_fan_fraction` at ``a = 1``: ``T_in = T_air + ITD_design Q / Q_design``,
+    and the supply is ``fluid_rise_k`` below the fluid coming in. Hot days push the facility water (and so
+    the technology loop) above its set point.
+    """
+    q = np.asarray(q_w, dtype=np.float64) / q_design_w
+    return np.asarray(t_ambient_c, dtype=np.float64) + itd_design_k * q - fluid_rise_k
+
+
+def fan_power_w(airflow_fraction: ArrayLike, design_power_w: float) -> FloatArray:
+    """Fan electrical power at part airflow, W: affinity law ``P = P_design a^3`` (plant.md physics (6))."""
+    a = np.asarray(airflow_fraction, dtype=np.float64)
+    return design_power_w * a**3
+
+
+def hx_direct_delivered_w(demand_w: ArrayLike, t_source_c: ArrayLike, approach_k: float, t_supply_c: ArrayLike,
+                          t_return_c: ArrayLike) -> FloatArray:
+    """Heat a direct (no heat pump) exchanger delivers to an offtaker, W.
+
+    The offtaker circulates the flow that carries ``demand_w`` from its return ``t_return_c`` to its supply
+    ``t_supply_c``; the exchanger can heat it at most to ``t_source_c - approach_k``. Delivered heat is
+    ``demand * clip((T_source - approach - T_ret) / (T_sup - T_ret), 0, 1)`` (plant.md physics (5): the
+    heat available at a usable temperature).
+    """
+    tsup = np.asarray(t_supply_c, dtype=np.float64)
+    tret = np.asarray(t_return_c, dtype=np.float64)
+    frac = (np.asarray(t_source_c, dtype=np.float64) - approach_k - tret) / np.maximum(tsup - tret, 1e-9)
+    return np.asarray(demand_w, dtype=np.float64) * np.clip(frac, 0.0, 1.0)
+
+
+def heat_pump_electric_w(q_heat_w: ArrayLike, cop: ArrayLike) -> FloatArray:
+    """Electric power of a heat pump delivering ``q_heat_w`` of heat at coefficient ``cop``, W: ``Q / COP``.
+
+    The heat drawn from the source is ``Q - P_el`` (plant.md physics (5)).
+    """
+    return np.asarray(q_heat_w, dtype=np.float64) / np.asarray(cop, dtype=np.float64)
+
+
+def facility_power_w(it_w: ArrayLike, pumps_w: ArrayLike, fans_w: ArrayLike, losses_w: ArrayLike,
+                     heat_pumps_w: ArrayLike, building_aux_w: ArrayLike) -> FloatArray:
+    """Facility power at the utility meter, W (plant.md physics (7)).
+
+    ``P_fac = P_IT + P_pumps + P_fans + P_losses + P_heat_pumps + P_aux_building``.
+    """
+    return (np.asarray(it_w, dtype=np.float64) + np.asarray(pumps_w, dtype=np.float64)
+            + np.asarray(fans_w, dtype=np.float64) + np.asarray(losses_w, dtype=np.float64)
+            + np.asarray(heat_pumps_w, dtype=np.float64) + np.asarray(building_aux_w, dtype=np.float64))
