@@ -155,7 +155,7 @@ DOMAIN_MODELS: dict[str, type[Telemetry]] = {
 
 
 class _Output(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class PlantState(_Output):

@@ -85,7 +85,8 @@ class Cdu(_Cfg):
 
 class Hall(_Cfg):
     id: AssetId
-    racks: int | list[AssetId] = Field(description="rack count (ids {hall}-r001...) or explicit rack ids")
+    racks: Annotated[int, Field(ge=1)] | Annotated[list[AssetId], Field(min_length=1)] = Field(
+        description="rack count (ids {hall}-r001...) or explicit rack ids")
     racks_per_cdu: int = Field(default=6, ge=1, description="when cdus are not listed")
     cdus: list[Cdu] | None = None
 
@@ -107,8 +108,6 @@ class Hall(_Cfg):
 
     @model_validator(mode="after")
     def _check(self) -> Hall:
-        if isinstance(self.racks, int) and self.racks < 1:
-            raise ValueError("racks must be at least 1")
         served = [r for c in self.cdu_list for r in c.racks]
         if sorted(served) != sorted(self.rack_ids):
             missing = sorted(set(self.rack_ids) - set(served))

@@ -48,20 +48,20 @@ class SeqTracker:
     """
 
     counters: Counters
-    _streams: dict[tuple[str, int, str], tuple[int, int]] = field(default_factory=dict)
+    _streams: dict[tuple[str, int, str], tuple[int, int, int]] = field(default_factory=dict)
 
     def accept(self, key: tuple[str, int, str], seq: int) -> bool:
         """Return False for a duplicate; update gap and late counters."""
         prev = self._streams.get(key)
         if prev is None:
-            self._streams[key] = (seq, 0)
+            self._streams[key] = (seq, 0, seq)
             return True
-        last, seen = prev  # bit k of seen: seq last-1-k was received
+        last, seen, first = prev  # bit k of seen: seq last-1-k was received; first: lowest seq heard
         if seq > last:
             shift = seq - last
             self.counters.seq_gaps += shift - 1
             seen = ((seen << shift) | (1 << (shift - 1))) & ((1 << _WINDOW) - 1) if shift <= _WINDOW else 0
-            self._streams[key] = (seq, seen)
+            self._streams[key] = (seq, seen, first)
             return True
         if seq == last:
             self.counters.msgs_duplicate += 1
@@ -70,17 +70,17 @@ class SeqTracker:
         if k >= _WINDOW:
             # far below the window: a publisher restart (seq reset to 0) or an ancient message.
             if seq < _WINDOW:
-                self._streams[key] = (seq, 0)
+                self._streams[key] = (seq, 0, seq)
                 return True
             self.counters.msgs_duplicate += 1
             return False
         if seen >> k & 1:
             self.counters.msgs_duplicate += 1
             return False
-        # a late arrival fills a gap counted earlier
-        self._streams[key] = (last, seen | (1 << k))
-        self.counters.seq_gaps -= 1
+        self._streams[key] = (last, seen | (1 << k), min(first, seq))
         self.counters.msgs_late += 1
+        if seq > first:  # a late arrival fills a gap counted earlier
+            self.counters.seq_gaps -= 1
         return True
 
 
