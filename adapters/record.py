@@ -1,0 +1,60 @@
+"""Record what a broker carries into a telemetry log (:mod:`adapters.telemetry_log`).
+
+The MQTT side is the :class:`adapters.mqtt.Bus` (reconnects, resubscribes, optional
+persistent session so that nothing is lost while away); ``t`` is the wall-clock time the
+message came off the bus. The bus' own health message is switched off so that the
+recorder does not record itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from adapters.mqtt import Bus
+from adapters.telemetry_log import TelemetryLogWriter
+
+__all__ = ["RecordStats", "record"]
+
+
+@dataclass
+class RecordStats:
+    messages: int = 0
+    started: float = 0.0
+    first_t: float | None = None
+    last_t: float | None = None
+
+
+async def record(bus: Bus, writer: TelemetryLogWriter, stop: asyncio.Event, *, count: int | None = None,
+                 duration_s: float | None = None, stats: RecordStats | None = None) -> RecordStats:
+    """Write every message the bus receives until ``stop``, ``count`` messages or ``duration_s`` seconds."""
+    st = stats or RecordStats()
+    st.started = time.monotonic()
+    deadline = None if duration_s is None else st.started + duration_s
+    queue = bus.queue
+    while not stop.is_set() and (count is None or st.messages < count):
+        timeout = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+        if timeout <= 0:
+            break
+        try:
+            msg = await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            continue
+        while True:
+            t = time.time()
+            payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload or "").encode()
+            writer.write(t, msg.topic.value, bytes(payload), int(msg.qos), bool(msg.retain))
+            st.messages += 1
+            st.last_t = t
+            if st.first_t is None:
+                st.first_t = t
+            if count is not None and st.messages >= count:
+                break
+            with contextlib.suppress(asyncio.QueueEmpty):
+                msg = queue.get_nowait()
+                continue
+            break
+    writer.flush()
+    return st

@@ -1,0 +1,91 @@
+"""``twin record --out FILE``: subscribe and write what the broker carries to a telemetry log.
+
+JSON Lines (``.gz``: gzip), one message a line with its receive time, topic, QoS, retain
+flag and payload; the format is the contract's "Telemetry log", which ``twin replay`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from adapters.mqtt import Bus
+from adapters.record import RecordStats, record
+from adapters.telemetry_log import TelemetryLogWriter
+from twin.commands.common import make_bus, positive_float, run_until_stopped
+from twin.errors import ConfigError
+from twin.settings import load_settings
+from twin.timespec import format_t, parse_duration, parse_size
+
+__all__ = ["register"]
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("record", help="record broker traffic to a telemetry log", description=__doc__)
+    p.add_argument("--out", required=True, help="log file (.jsonl, or .jsonl.gz for gzip)")
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (env TWIN_BROKER)")
+    p.add_argument("--mqtt-username", help="env TWIN_MQTT_USERNAME (password from TWIN_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
+    p.add_argument("--client-id", dest="mqtt_client_id",
+                   help="fixed client id: a persistent session, so nothing is lost while reconnecting")
+    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=int,
+                   help="seconds the broker keeps the session while away (with --client-id)")
+    p.add_argument("--topic", action="append", metavar="FILTER",
+                   help="MQTT filter to record (repeatable; default stargate/#)")
+    p.add_argument("--rotate-size", type=_size, metavar="SIZE",
+                   help="start a new file at this size on disk (500M, 1G); files become NAME.00000.jsonl.gz ...")
+    p.add_argument("--rotate-time", type=_duration, metavar="DURATION",
+                   help="start a new file after this much time (15m, 1h, 1d)")
+    p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--count", type=int, help="stop after this many messages")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    settings = load_settings(broker=args.broker, mqtt_username=args.mqtt_username, mqtt_ca_file=args.mqtt_ca_file,
+                             mqtt_client_id=args.mqtt_client_id, mqtt_session_expiry_s=args.mqtt_session_expiry_s,
+                             log_level=args.log_level)
+    if not settings.broker:
+        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    if args.count is not None and args.count < 1:
+        raise ConfigError("--count must be at least 1")
+    filters = args.topic or ["stargate/#"]
+    url = settings.broker
+    stats = RecordStats()
+    writer = TelemetryLogWriter(args.out, rotate_bytes=args.rotate_size, rotate_s=args.rotate_time)
+
+    async def main(stop: asyncio.Event) -> int:
+        bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=True)
+        bus.health = False  # the recorder must not record its own health messages
+        async with bus:
+            if args.log_level in ("DEBUG", "INFO"):
+                sys.stderr.write(f"twin record: recording {', '.join(filters)} from {bus.address}\n")
+            await record(bus, writer, stop, count=args.count, duration_s=args.duration, stats=stats)
+            if bus.dropped:
+                sys.stderr.write(f"twin record: warning: {bus.dropped} messages dropped (incoming queue full)\n")
+        return 0
+
+    try:
+        rc = run_until_stopped(main)
+    finally:
+        writer.close()
+    files = ", ".join(str(p) for p in writer.paths) or "(no file: nothing received)"
+    sys.stderr.write(f"twin record: {stats.messages:,} messages ({format_t(stats.first_t)} .. "
+                     f"{format_t(stats.last_t)}) to {files}\n")
+    return rc
