@@ -1,0 +1,187 @@
+"""What every field adapter shares: config loading, seq numbering, device health, status notes.
+
+An adapter reads one kind of plant interface (DCGM exporters, Modbus CDUs, OPC UA
+meters) and publishes contract telemetry. Each one:
+
+- loads a TOML config validated by pydantic at start; a bad file stops it with one
+  line naming the file and the field (:func:`load_adapter_config`);
+- publishes with ``source: adapter/<name>`` and its own ``seq`` per topic
+  (:class:`Emitter`), building every message through the contract's pydantic model so
+  that an out-of-range reading is refused here, per device, and never published;
+- keeps per-device health (:class:`DeviceHealth`) and publishes a retained JSON note
+  (:class:`AdapterStatus`) on ``stargate/{site}/twin/health/adapter-<name>/status``
+  whenever it changes; the text ``online``/``offline`` on
+  ``stargate/{site}/twin/health/adapter-<name>`` comes from the bus (its MQTT will).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Protocol, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from twin.contract import SITE_PATTERN, Telemetry
+from twin.errors import ConfigError
+from twin.ingest import describe_validation_error
+from twin.topics import Topics
+
+__all__ = [
+    "ADAPTER_NAME_PATTERN",
+    "AdapterConfig",
+    "AdapterStatus",
+    "DeviceHealth",
+    "Emitter",
+    "Refused",
+    "StatusSink",
+    "load_adapter_config",
+]
+
+log = logging.getLogger("twin.adapter")
+
+ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+C = TypeVar("C", bound="AdapterConfig")
+T = TypeVar("T", bound=Telemetry)
+
+
+class AdapterConfig(BaseModel):
+    """Keys every adapter config file has at its top level."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    site: Annotated[str, StringConstraints(pattern=SITE_PATTERN)] = Field(
+        default="narvik", description="site id of the topic root stargate/{site}")
+    name: Annotated[str, StringConstraints(pattern=ADAPTER_NAME_PATTERN)] | None = Field(
+        default=None, description="instance name: source adapter/<name>, health adapter-<name> (default: the kind)")
+    interval_s: float = Field(default=1.0, gt=0, le=3600, description="publish / poll period, s")
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_adapter_config(path: str | Path, model: type[C]) -> C:
+    """Read and validate an adapter's TOML config; :class:`ConfigError` with one line on any fault."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"adapter config {p} not found: pass --config with a .toml file "
+                          f"(examples in deploy/adapters/)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        errs = e.errors()
+        first = errs[0]
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        inp = first.get("input")
+        got = f" (got {inp!r})" if not isinstance(inp, dict | list) and first["type"] != "missing" else ""
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{p}: {_loc(tuple(first['loc']))}: {msg}{got}{more}") from None
+
+
+class StatusSink(Protocol):
+    """Where messages go: the MQTT :class:`adapters.mqtt.Bus` (or a list in unit tests)."""
+
+    def publish_nowait(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool: ...
+
+
+class Refused(ValueError):
+    """A reading that would not make a valid contract message (out of range, missing field)."""
+
+
+class AdapterStatus(BaseModel):
+    """Retained note on ``stargate/{site}/twin/health/adapter-<name>/status`` (JSON)."""
+
+    ts: float = Field(description="when the note was made, Unix seconds")
+    adapter: str
+    devices_total: int
+    devices_ok: int
+    failing: dict[str, str] = Field(description="device -> why its last poll produced no message")
+    notes: dict[str, str] = Field(default_factory=dict, description="device -> a partial fault (e.g. GPUs missing)")
+
+
+@dataclass
+class DeviceHealth:
+    """Per device (endpoint, CDU, server): last success, last error, consecutive failures."""
+
+    devices: list[str]
+    last_ok: dict[str, float] = field(default_factory=dict)
+    failing: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def ok(self, device: str, ts: float, note: str | None = None) -> None:
+        self.last_ok[device] = ts
+        self.failing.pop(device, None)
+        self.failures[device] = 0
+        if note:
+            self.notes[device] = note
+        else:
+            self.notes.pop(device, None)
+
+    def fail(self, device: str, reason: str) -> None:
+        n = self.failures.get(device, 0) + 1
+        self.failures[device] = n
+        if self.failing.get(device) != reason:
+            log.warning("%s: %s", device, reason)
+        self.failing[device] = reason
+        self.notes.pop(device, None)
+
+    def status(self, adapter: str, ts: float) -> AdapterStatus:
+        return AdapterStatus(ts=ts, adapter=adapter, devices_total=len(self.devices),
+                             devices_ok=len([d for d in self.devices if d in self.last_ok and d not in self.failing]),
+                             failing=dict(sorted(self.failing.items())), notes=dict(sorted(self.notes.items())))
+
+
+class Emitter:
+    """Builds contract messages with ``source`` and per-topic ``seq`` and hands them to the bus."""
+
+    def __init__(self, sink: StatusSink, site: str, name: str) -> None:
+        self.sink = sink
+        self.name = name
+        self.source = f"adapter/{name}"
+        self.topics = Topics(site)
+        self.health_topic = self.topics.health(f"adapter-{name}")
+        self.status_topic = f"{self.health_topic}/status"
+        self._seq: dict[str, int] = {}
+        self.published = 0
+        self.refused = 0
+        self._last_status: bytes | None = None
+
+    def build(self, model: type[T], topic: str, ts: float, fields: dict[str, Any]) -> T:
+        """The validated message for ``topic`` with the next seq (not yet consumed); :class:`Refused` if invalid."""
+        try:
+            return model.model_validate({"ts": ts, "seq": self._seq.get(topic, 0), "source": self.source, **fields})
+        except ValidationError as e:
+            self.refused += 1
+            raise Refused(describe_validation_error(e).removeprefix("invalid payload: ")) from None
+
+    def emit(self, model: type[T], topic: str, ts: float, fields: dict[str, Any]) -> T:
+        """Validate, number and queue one message; raises :class:`Refused` (nothing sent, no seq used)."""
+        msg = self.build(model, topic, ts, fields)
+        self._seq[topic] = msg.seq + 1
+        self.sink.publish_nowait(topic, msg.model_dump_json(exclude_none=True).encode(), qos=1, retain=False)
+        self.published += 1
+        return msg
+
+    def status(self, status: AdapterStatus) -> bool:
+        """Publish the retained status note when it differs from the last one (``ts`` aside)."""
+        body = status.model_dump(exclude={"ts"})
+        key = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        if key == self._last_status:
+            return False
+        self._last_status = key
+        self.sink.publish_nowait(self.status_topic, status.model_dump_json().encode(), qos=1, retain=True)
+        return True
