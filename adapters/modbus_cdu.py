@@ -171,6 +171,8 @@ class ModbusAdapter:
         self.name = cfg.name or self.kind
         self.health = DeviceHealth([c.id for c in cfg.cdus])
         self._reads = {m: plan_reads(model.fields) for m, model in cfg.models.items()}
+        if not log.isEnabledFor(logging.DEBUG):  # faults are reported once per device by DeviceHealth instead
+            logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
     async def _poll(self, client: object, cdu: CduDevice) -> dict[str, float]:
         from pymodbus.exceptions import ModbusException
@@ -188,7 +190,7 @@ class ModbusAdapter:
 
     async def _device(self, cdu: CduDevice, emitter: Emitter) -> None:
         from pymodbus.client import AsyncModbusTcpClient
-        from pymodbus.exceptions import ModbusException
+        from pymodbus.exceptions import ModbusException, ModbusIOException
 
         client = AsyncModbusTcpClient(cdu.host, port=cdu.port, timeout=self.cfg.timeout_s, retries=0,
                                       reconnect_delay=0, name=f"cdu-{cdu.id}")
@@ -208,7 +210,7 @@ class ModbusAdapter:
                     self.health.ok(cdu.id, ts)
                 except Refused as e:
                     self.health.fail(cdu.id, f"out of range, not published: {e}")
-                except TimeoutError:
+                except (TimeoutError, ModbusIOException):  # pymodbus reports a timeout as ModbusIOException
                     self.health.fail(cdu.id, f"no answer from {cdu.host}:{cdu.port} unit {cdu.unit_id} "
                                              f"within {self.cfg.timeout_s} s")
                     client.close()
