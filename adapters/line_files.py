@@ -1,8 +1,11 @@
 """Line protocol to rotated files under the data directory, when no InfluxDB is configured.
 
 Files are ``{dir}/twin-YYYYmmddTHH.lp`` (UTC, by write time), rotated hourly and when
-one reaches ``max_bytes``; each holds plain line protocol with nanosecond timestamps,
-importable with ``influx write --bucket twin --precision ns --file FILE``.
+one reaches ``max_bytes`` (``twin-YYYYmmddTHH.1.lp``, ``.2.lp``, ...); each holds plain
+line protocol with nanosecond timestamps, one line per point, importable with
+``influx write --bucket twin --precision ns --file FILE``. Lines are flushed to the
+OS after every batch. A failed write (disk full) is reported as
+:class:`~twin.sink_delivery.Unavailable`, so the sink keeps the batch and retries.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
+
+from twin.sink_delivery import Unavailable
 
 __all__ = ["LineFileWriter"]
 
@@ -34,23 +39,28 @@ class LineFileWriter:
             self._part += 1
             return self.directory / f"twin-{hour}.{self._part}.lp"
         self._part = 0
+        while base.exists() and base.stat().st_size >= self.max_bytes:  # a restart within the hour
+            self._part += 1
+            base = self.directory / f"twin-{hour}.{self._part}.lp"
         return base
-
-    async def write(self, lines: Iterable[str]) -> None:
-        self.write_sync(lines)
 
     def write_sync(self, lines: Iterable[str]) -> None:
         data = "".join(f"{ln}\n" for ln in lines)
         if not data:
             return
-        path = self._target()
-        if path != self._path:
+        try:
+            path = self._target()
+            if path != self._path:
+                self.close()
+                self._path = path
+                self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open between writes
+            assert self._fh is not None
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError as e:
             self.close()
-            self._path = path
-            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open between writes
-        assert self._fh is not None
-        self._fh.write(data)
-        self._fh.flush()
+            self._path = None
+            raise Unavailable(f"cannot write {self.directory}: {e}") from None
         self.lines_written += data.count("\n")
 
     def close(self) -> None:

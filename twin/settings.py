@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_org: str = "stargate"
     influx_bucket: str = "twin"
+    sink_spool_max_mb: float = Field(default=512.0, gt=0, description="bound of the sink's disk spool, MiB")
+    sink_mirror_s: float = Field(default=0.0, ge=0, description="> 0: mirror raw telemetry, one line per asset per N s")
+    sink_batch_lines: int = Field(default=5000, ge=1, description="lines per InfluxDB write")
+    sink_flush_s: float = Field(default=1.0, gt=0, description="longest a line waits before it is written, s")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     log_level: str = "INFO"

@@ -21,7 +21,7 @@ from twin.errors import ConfigError
 from twin.live_view import summary_line
 from twin.services.sink import SinkService
 from twin.services.state import StateService
-from twin.sinks import make_writer
+from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
 
@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_broker_options(k, required=True)
     add_influx_options(k)
     k.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=positive_float, metavar="S",
+                   help="also write raw telemetry, one line per asset every S seconds (default off)")
     k.set_defaults(func=_sink)
 
 
@@ -95,7 +97,7 @@ def _sink(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        service = SinkService(plant.site.id, make_writer(settings))
+        service = SinkService(plant.site.id, make_writer(settings), **sink_options(settings))
         async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 

@@ -34,7 +34,7 @@ from twin.services.sim import SimService
 from twin.services.sink import LineWriter, SinkService
 from twin.services.state import StateService
 from twin.settings import Settings
-from twin.sinks import make_writer
+from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
 
@@ -92,7 +92,7 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                stop: asyncio.Event) -> int:
     site = plant.site.id
     state = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes)
-    sink = SinkService(site, writer)
+    sink = SinkService(site, writer, **sink_options(settings))
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
     enter = stack.enter_async_context
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol))

@@ -1,62 +1,142 @@
-"""The sink service: the twin's outputs from the bus, as the contract's line protocol, to a writer.
+"""The sink service: the twin's outputs from the bus, as the contract's line protocol, to InfluxDB or files.
 
-A first version (issue 6 adds the disk spool and error-class retries): lines are
-batched for up to ``flush_s`` and written by one task; a failed batch is kept in a
-bounded in-memory buffer and retried with backoff, oldest first.
+Flow (one process, two tasks):
+
+- ingest (the bus task): each output message becomes lines (``twin.lineproto``) and is
+  appended to an in-memory buffer; it never waits on HTTP or disk;
+- one writer task: every ``flush_s``, or as soon as ``batch_lines`` are buffered, it
+  takes a batch and writes it from a worker thread (``twin.sink_delivery.deliver``:
+  400/422 split and dead-letter the bad lines, 413 split, 429/503 wait ``Retry-After``,
+  other failures back off exponentially with jitter).
+
+Whatever cannot be written now is appended to the durable spool on disk
+(``adapters.spool``, fsync'd), and from then on new batches queue behind it, so the
+database receives everything in order once it answers again. Lines are committed out
+of the spool only after the database acknowledged them (or they were dead-lettered).
+
+Health: a retained JSON :class:`SinkStats` on ``stargate/{site}/twin/sink`` every
+``stats_every_s``, logged every minute; the alarm ``sink_spool_full`` (contract Alarm,
+retained on ``twin/alarm/sink_spool_full``) while the spool is dropping data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import deque
+from pathlib import Path
 from typing import Protocol
 
-from pydantic import ValidationError
+import orjson
+from pydantic import BaseModel, Field, ValidationError
 
 from adapters.mqtt import Bus
+from adapters.spool import Spool, SpoolPosition
 from twin import lineproto
-from twin.contract import Alarm, Forecast, HallState, PlantState
-from twin.topics import Topics
+from twin.contract import DOMAIN_MODELS, Alarm, DeadLetter, Forecast, HallState, PlantState
+from twin.sink_delivery import Backoff, Delivery, Throttled, deliver
+from twin.topics import Topics, parse_telemetry_topic
 
-__all__ = ["LineWriter", "SinkService"]
+__all__ = ["SPOOL_ALARM_ID", "LineWriter", "SinkService", "SinkStats"]
 
 log = logging.getLogger("twin.sink")
+
+SPOOL_ALARM_ID = "sink_spool_full"
 
 
 class LineWriter(Protocol):
     lines_written: int
 
-    async def write(self, lines: list[str]) -> None: ...
+    def write_sync(self, lines: list[str]) -> None: ...
     def close(self) -> None: ...
     def describe(self) -> str: ...
+
+
+class SinkStats(BaseModel):
+    """The sink's health, retained on ``stargate/{site}/twin/sink``; counters since the sink started."""
+
+    ts: float = Field(description="wall-clock time of this report, Unix epoch seconds")
+    writer: str = Field(description="where lines go: InfluxDB URL and bucket, or the files directory")
+    points_written: int = Field(description="lines the database (or the files) acknowledged")
+    points_retried: int = Field(description="lines sent again after a failed or split request")
+    points_spooled: int = Field(description="lines appended to the disk spool")
+    points_dropped: int = Field(description="lines lost: spool full, or memory buffer full")
+    points_deadlettered: int = Field(description="lines the database refused (400/422), sent to the dead-letter topic")
+    rejected_messages: int = Field(description="MQTT messages that did not match the contract")
+    buffered: int = Field(description="lines in memory, waiting for the next batch")
+    spool_lines: int = Field(description="lines in the spool, not yet delivered")
+    spool_bytes: int = Field(description="bytes in the spool, not yet delivered")
+    spool_max_bytes: int = Field(description="the spool's bound")
+    spool_full: bool = Field(description="the spool is dropping data (alarm sink_spool_full active)")
+    last_error: str | None = Field(description="the last write error, or null after a successful write")
 
 
 class SinkService:
     name = "sink"
 
-    def __init__(self, site: str, writer: LineWriter, *, flush_s: float = 1.0, max_buffer: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        site: str,
+        writer: LineWriter,
+        *,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = 512 * 1024 * 1024,
+        flush_s: float = 1.0,
+        batch_lines: int = 5_000,
+        max_buffer: int = 500_000,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        mirror_s: float = 0.0,
+        stats_every_s: float = 5.0,
+    ) -> None:
         self.site = site
         self.topics = Topics(site)
         self.writer = writer
+        self.spool = Spool(spool_dir if spool_dir is not None else Path("data") / "spool", spool_max_bytes)
         self.flush_s = flush_s
-        self.pending: deque[str] = deque()
+        self.batch_lines = batch_lines
         self.max_buffer = max_buffer
+        self.mirror_s = mirror_s
+        self.stats_every_s = stats_every_s
+        self.backoff = Backoff(backoff_base_s, backoff_max_s)
+        self.pending: deque[str] = deque()
+        self.written = 0
+        self.retried = 0
+        self.spooled = 0
         self.dropped = 0
-        self.failures = 0
+        self.deadlettered = 0
         self.rejected = 0
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self._inflight: tuple[list[str], SpoolPosition, int] | None = None  # lines left, commit pos, record lines
+        self._wake = asyncio.Event()
+        self._bus: Bus | None = None
+        self._alarm_active = False
+        self._mirror_last: dict[str, int] = {}
+
+    @property
+    def topic(self) -> str:
+        """Where the sink's health goes (retained JSON :class:`SinkStats`)."""
+        return f"{self.topics.root}/twin/sink"
 
     @property
     def subscriptions(self) -> list[str]:
         r = self.topics.root
-        return [f"{r}/twin/state", f"{r}/twin/state/+", f"{r}/twin/forecast/+", f"{r}/twin/alarm/+"]
+        subs = [f"{r}/twin/state", f"{r}/twin/state/+", f"{r}/twin/forecast/+", f"{r}/twin/alarm/+"]
+        if self.mirror_s > 0:
+            subs += self.topics.telemetry_filters
+        return subs
+
+    # ---------------------------------------------------------------- ingest (never waits)
 
     def lines_for(self, topic: str, payload: bytes) -> list[str]:
-        """The contract's lines for one output message ([] for an alarm clear or unknown topic)."""
+        """The contract's lines for one message ([] for an alarm clear, an unknown topic, a dropped mirror)."""
         parts = topic.split("/")
-        if len(parts) < 4 or parts[2] != "twin" or not payload:
+        if len(parts) < 4 or not payload:
             return []
-        kind = parts[3]
+        kind = parts[3] if parts[2] == "twin" else None
         try:
             if kind == "state" and len(parts) == 4:
                 return [lineproto.plant_state_line(self.site, PlantState.model_validate_json(payload))]
@@ -66,49 +146,232 @@ class SinkService:
                 return lineproto.forecast_lines(self.site, Forecast.model_validate_json(payload))
             if kind == "alarm":
                 return lineproto.alarm_lines(self.site, Alarm.model_validate_json(payload))
+            if kind is None and self.mirror_s > 0:
+                return self._mirror(topic, payload)
         except ValidationError as e:
             self.rejected += 1
             log.warning("sink: %s payload does not match the contract: %s", topic, e.errors()[0]["msg"])
         return []
 
+    def _mirror(self, topic: str, payload: bytes) -> list[str]:
+        """At most one line per asset per ``mirror_s`` seconds of event time (the first of each window)."""
+        tt = parse_telemetry_topic(topic)
+        if isinstance(tt, str):
+            return []
+        try:
+            ts = orjson.loads(payload).get("ts")
+        except (orjson.JSONDecodeError, AttributeError):
+            return []
+        if not isinstance(ts, int | float):
+            return []
+        window = int(ts // self.mirror_s)
+        if self._mirror_last.get(topic) == window:
+            return []
+        msg = DOMAIN_MODELS[tt.domain].model_validate_json(payload)
+        self._mirror_last[topic] = window
+        return [lineproto.mirror_line(self.site, tt.domain, tt.asset, tt.hall, msg)]
+
     def add(self, lines: list[str]) -> None:
         self.pending.extend(lines)
         over = len(self.pending) - self.max_buffer
-        if over > 0:  # policy: keep the newest, drop the oldest, count it
+        if over > 0:  # only when the disk spool cannot keep up: keep the newest, drop the oldest, count it
             for _ in range(over):
                 self.pending.popleft()
             self.dropped += over
+        if len(self.pending) >= self.batch_lines:
+            self._wake.set()
 
-    async def flush(self) -> bool:
-        if not self.pending:
-            return True
-        batch = list(self.pending)
-        try:
-            await self.writer.write(batch)
-        except Exception as e:  # any transport error: keep the lines, retry later
-            self.failures += 1
-            log.warning("sink: write to %s failed (%s); %d lines kept for retry",
-                        self.writer.describe(), type(e).__name__, len(batch))
-            return False
-        for _ in range(len(batch)):
-            self.pending.popleft()
-        return True
+    # ---------------------------------------------------------------- the writer
 
-    async def run(self, bus: Bus) -> None:
-        flusher = asyncio.create_task(self._flush_loop())
+    def _take(self, n: int) -> list[str]:
+        pending = self.pending
+        if len(pending) <= n:
+            out = list(pending)
+            pending.clear()
+            return out
+        return [pending.popleft() for _ in range(n)]
+
+    @property
+    def backlog(self) -> bool:
+        return self._inflight is not None or not self.spool.empty
+
+    async def step(self) -> None:
+        """Write what is buffered; spool what cannot be written; drain the spool when it is time."""
+        while self.pending:
+            batch = self._take(self.batch_lines)
+            if not self.backlog and time.monotonic() >= self._retry_at:
+                d = await self._deliver(batch)
+                if not d.done:
+                    await self._to_spool(d.remaining)
+            else:
+                await self._to_spool(batch)
+        if self.backlog and time.monotonic() >= self._retry_at:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while True:
+            if self.pending:  # new lines queue behind the spool, in order
+                await self._to_spool(self._take(len(self.pending)))
+            if self._inflight is None:
+                lines, pos = await asyncio.to_thread(self.spool.read, self.batch_lines)
+                if not lines:
+                    return
+                self._inflight = (lines, pos, len(lines))
+            lines, pos, n = self._inflight
+            d = await self._deliver(lines)
+            if not d.done:
+                self._inflight = (d.remaining, pos, n)
+                return
+            self._inflight = None
+            await asyncio.to_thread(self.spool.commit, pos, n)
+            self._check_alarm()
+
+    async def _deliver(self, lines: list[str]) -> Delivery:
+        d = await asyncio.to_thread(deliver, self.writer.write_sync, lines)
+        self.written += d.written
+        self.retried += d.resent
+        for ln, reason in d.dead:
+            self._dead_letter(ln, reason)
+        if d.error is None:
+            if self.backoff.failures:
+                log.info("sink: %s answers again", self.writer.describe())
+            self.backoff.reset()
+            self.last_error = None
+            self._retry_at = 0.0
+        else:
+            self.retried += len(d.remaining)
+            ra = d.error.retry_after if isinstance(d.error, Throttled) else None
+            wait = self.backoff.next(ra)
+            self._retry_at = time.monotonic() + wait
+            self.last_error = str(d.error)
+            log.warning("sink: write to %s failed (%s); %d lines kept, retry in %.1fs",
+                        self.writer.describe(), d.error, len(d.remaining), wait)
+        return d
+
+    async def _to_spool(self, lines: list[str]) -> None:
+        if not lines:
+            return
         try:
+            dropped = await asyncio.to_thread(self.spool.append, lines)
+        except OSError as e:  # the disk refuses: keep them in memory (bounded), try again next step
+            log.error("sink: cannot spool %d lines to %s: %s", len(lines), self.spool.directory, e)
+            self.pending.extendleft(reversed(lines))
+            self.add([])
+            return
+        self.spooled += len(lines)
+        if dropped:
+            self.dropped += dropped
+            self._raise_alarm()
+        if self._inflight is not None and self._inflight[1].segment < self.spool.committed.segment:
+            self._inflight = None  # its segment was dropped (counted there)
+
+    def _dead_letter(self, ln: str, reason: str) -> None:
+        self.deadlettered += 1
+        log.warning("sink: the database refused a line (%s); dead-lettered: %.200s", reason, ln)
+        if self._bus is not None:
+            dl = DeadLetter(ts=time.time(), topic=self.topic, reason=f"database refused the line: {reason}",
+                            payload=ln.encode()[:1024].decode(errors="replace"))
+            self._bus.publish_nowait(self.topics.deadletter, dl.model_dump_json().encode(), qos=1, retain=False)
+
+    # ---------------------------------------------------------------- alarm and health
+
+    def _raise_alarm(self) -> None:
+        if self._alarm_active:
+            return
+        self._alarm_active = True
+        self._publish_alarm(True, f"sink spool full ({self.spool.max_bytes} bytes): dropping the oldest "
+                                  f"spooled lines; {self.spool.dropped} dropped so far")
+
+    def _check_alarm(self) -> None:
+        if self._alarm_active and self.spool.bytes < self.spool.max_bytes // 2:
+            self._alarm_active = False
+            self._publish_alarm(False, "sink spool below half full again")
+            if self._bus is not None:
+                self._bus.publish_nowait(self.topics.alarm(SPOOL_ALARM_ID), b"", qos=1, retain=True)
+
+    def _publish_alarm(self, active: bool, message: str) -> None:
+        log.log(logging.ERROR if active else logging.INFO, "sink: alarm %s %s: %s", SPOOL_ALARM_ID,
+                "raised" if active else "cleared", message)
+        if self._bus is None:
+            return
+        a = Alarm(alarm_id=SPOOL_ALARM_ID, severity="critical", active=active, ts=time.time(), message=message,
+                  asset="sink", value=float(self.spool.bytes), threshold=float(self.spool.max_bytes))
+        self._bus.publish_nowait(self.topics.alarm(SPOOL_ALARM_ID), a.model_dump_json().encode(), qos=1, retain=True)
+
+    def stats(self) -> SinkStats:
+        return SinkStats(
+            ts=time.time(), writer=self.writer.describe(), points_written=self.written,
+            points_retried=self.retried, points_spooled=self.spooled, points_dropped=self.dropped,
+            points_deadlettered=self.deadlettered, rejected_messages=self.rejected, buffered=len(self.pending),
+            spool_lines=self.spool.lines, spool_bytes=self.spool.bytes, spool_max_bytes=self.spool.max_bytes,
+            spool_full=self._alarm_active, last_error=self.last_error,
+        )
+
+    # ---------------------------------------------------------------- running
+
+    async def run(self, bus: Bus | None) -> None:
+        """Consume the bus until cancelled; then write (or spool) what is in memory."""
+        self._bus = bus
+        writer = asyncio.create_task(self.run_writer(), name="sink-writer")
+        reporter = asyncio.create_task(self._report(), name="sink-stats")
+        try:
+            if bus is None:
+                await asyncio.Event().wait()
+            assert bus is not None
             while True:
                 msg = await bus.queue.get()
                 payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                 self.add(self.lines_for(msg.topic.value, bytes(payload)))
         finally:
-            flusher.cancel()
-            await self.flush()
-            self.writer.close()
+            reporter.cancel()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            await asyncio.shield(self.close())
 
-    async def _flush_loop(self) -> None:
-        backoff = self.flush_s
+    async def run_writer(self) -> None:
+        """The one writer task: a step every ``flush_s``, or sooner when a batch is full."""
         while True:
-            await asyncio.sleep(backoff)
-            ok = await self.flush()
-            backoff = self.flush_s if ok else min(backoff * 2, 30.0)
+            timeout = self.flush_s
+            if self.backlog:
+                timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception:  # never let the writer die: log and go on
+                log.exception("sink: writer step failed")
+                await asyncio.sleep(self.flush_s)
+
+    async def close(self) -> None:
+        """Last flush: one try to write what is in memory, else spool it; then close the writer and spool."""
+        try:
+            if self.pending:
+                if not self.backlog and time.monotonic() >= self._retry_at:
+                    d = await self._deliver(self._take(len(self.pending)))
+                    await self._to_spool(d.remaining)
+                else:
+                    await self._to_spool(self._take(len(self.pending)))
+            self._publish_stats()
+        finally:
+            self.writer.close()
+            self.spool.close()
+
+    def _publish_stats(self) -> SinkStats:
+        s = self.stats()
+        if self._bus is not None:
+            self._bus.publish_nowait(self.topic, s.model_dump_json().encode(), qos=1, retain=True)
+        return s
+
+    async def _report(self) -> None:
+        last_log = 0.0
+        while True:
+            await asyncio.sleep(self.stats_every_s)
+            s = self._publish_stats()
+            if time.monotonic() - last_log >= 60:
+                last_log = time.monotonic()
+                log.info("sink: %d written, %d retried, %d spooled, %d dropped, %d dead-lettered; spool %d lines "
+                         "(%d bytes)%s", s.points_written, s.points_retried, s.points_spooled, s.points_dropped,
+                         s.points_deadlettered, s.spool_lines, s.spool_bytes,
+                         f"; last error: {s.last_error}" if s.last_error else "")
