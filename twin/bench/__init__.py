@@ -1,0 +1,1 @@
+"""Benchmarks behind ``twin bench NAME`` (see :mod:`twin.commands.bench`)."""
