@@ -1,34 +1,42 @@
-"""A seeded, vectorised simulator of the whole plant, advancing in event time.
+"""The whole plant, simulated: the per-domain step functions composed, advancing in event time.
 
-Every asset is a slot in a numpy array shaped from the plant config; one ``step``
-advances them all (no Python loop over GPUs or racks) using the physics in
-:mod:`twin.physics`. The same code runs at 1x and at 1000x: time is passed in.
+Every asset is a slot in a numpy array shaped from the plant config; one ``step`` advances
+them all (no Python loop over GPUs, racks or CDUs) with the step functions of
+:mod:`sims.weather`, :mod:`sims.workload`, :mod:`sims.cooling`, :mod:`sims.heat` and
+:mod:`sims.hydro`, whose physics is in :mod:`twin.physics`. The same code runs at 1x and at
+1000x: time is passed in. A scenario (:mod:`sims.scenario`) adds events and parameters.
+
+Each domain draws from its own seeded random stream, so the same seed, scenario and steps
+give the same frames, bit for bit.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from sims.cooling import cdu_step, cold_plate_c, init_cooling, rejection_step
+from sims.heat import heat_step, init_heat
+from sims.hydro import hydro_step, init_hydro
+from sims.params import SimParams
+from sims.scenario import Overrides, Scenario, Timeline
+from sims.weather import WeatherState, weather_step
+from sims.workload import init_workload, utilisation_step
 from twin import physics
 from twin.plant import Plant
 
 __all__ = ["PlantSim", "SimFrame"]
 
-DAY_S = 86_400.0
-YEAR_S = 365.25 * DAY_S
-
 
 @dataclass
 class SimFrame:
-    """One step's telemetry for every asset, in contract units."""
+    """One step's telemetry for every asset, in contract units, plus the plant-level figures behind it."""
 
     ts: float
-    gpu_power_w: np.ndarray  # (racks, gpus)
-    gpu_util: np.ndarray  # (racks, gpus)
-    gpu_temp_c: np.ndarray  # (racks, gpus)
+    gpu_power_w: np.ndarray  # (racks, gpus), float32
+    gpu_util: np.ndarray  # (racks, gpus), float32
+    gpu_temp_c: np.ndarray  # (racks, gpus), float32
     aux_power_w: np.ndarray  # (racks,)
     cdu_supply_c: np.ndarray
     cdu_return_c: np.ndarray
@@ -48,137 +56,138 @@ class SimFrame:
     ambient_c: float
     facility_mw: float
     it_mw: float
+    # added with the scenario-driven simulators (fields may be added, never renamed)
+    cdu_fws_supply_c: np.ndarray | None = None
+    cdu_fws_return_c: np.ndarray | None = None
+    humidity_pct: float | None = None
+    wind_ms: float | None = None
+    heat_to_liquid_mw: float = 0.0
+    pumps_mw: float = 0.0
+    fans_mw: float = 0.0
+    losses_mw: float = 0.0
+    heat_pump_mw: float = 0.0
+    building_mw: float = 0.0
+    heat_reused_mw: float = 0.0
+    heat_rejected_mw: float = 0.0
+    fws_supply_c: float = 0.0
 
-
-def _month_normal_c(ts: float, normals: list[float]) -> float:
-    """Interpolate monthly climate normals (given at mid-month) at Unix time ``ts``."""
-    doy = (ts % YEAR_S) / DAY_S  # approximate day of year since Jan 1 of the epoch-aligned year
-    x = (doy - 15.2) / (365.25 / 12.0)
-    i = math.floor(x) % 12
-    frac = x - math.floor(x)
-    return normals[i] + (normals[(i + 1) % 12] - normals[i]) * frac
+    @property
+    def pue(self) -> float | None:
+        return physics.pue(self.facility_mw, self.it_mw)
 
 
 class PlantSim:
     """The plant, simulated. ``step(ts)`` returns a :class:`SimFrame` at event time ``ts``."""
 
-    def __init__(self, plant: Plant, seed: int = 0, start_ts: float = 1_795_300_000.0) -> None:
+    def __init__(self, plant: Plant, seed: int = 0, start_ts: float = 1_795_300_000.0,
+                 scenario: Scenario | None = None, params: SimParams | None = None) -> None:
         self.plant = plant
-        self.rng = np.random.default_rng(seed)
-        r, g = plant.n_racks, plant.rack.gpus
-        n_c = len(plant.cdu_ids)
-        rng = self.rng
-        # workload: each rack runs training (synchronous swings), inference (daily cycle) or idles
-        kind = rng.choice(3, size=r, p=[0.65, 0.28, 0.07])
-        self.training = kind == 0
-        self.inference = kind == 1
-        n_jobs = max(1, r // 48)
-        self.job = rng.integers(0, n_jobs, size=r)  # racks of one job swing together
-        self.job_freq_hz = rng.uniform(0.2, 3.0, size=n_jobs)
-        self.job_phase = rng.uniform(0, 2 * math.pi, size=n_jobs)
-        self.gpu_bias = rng.normal(0.0, 0.02, size=(r, g))
-        self.t_gpu = np.full((r, g), plant.cooling.supply_c + 10.0)
-        self.t_return = np.full(n_c, plant.cooling.supply_c + plant.cooling.design_delta_t_k)
-        self.weather_noise = 0.0
-        self.freq_dev = 0.0
-        self.last_ts: float | None = None
         self.start_ts = start_ts
+        self.scenario = scenario
+        self.params = params or (scenario.params if scenario is not None else SimParams())
+        self.timeline = Timeline(scenario, plant, start_ts) if scenario is not None else None
+        ss = np.random.SeedSequence(seed)
+        r_init, r_work, r_cool, r_heat, r_hydro, r_weather = (np.random.default_rng(s) for s in ss.spawn(6))
+        self._rng_work, self._rng_cool, self._rng_heat = r_work, r_cool, r_heat
+        self._rng_hydro, self._rng_weather = r_hydro, r_weather
+        pr = self.params
+        self.workload = init_workload(plant, pr.workload, r_init)
+        self.cooling = init_cooling(plant, pr.cooling)
+        self.heat = init_heat(plant)
+        self.hydro = init_hydro(plant)
+        self.weather = WeatherState()
+        self.t_gpu: np.ndarray | None = None
+        self.last_ts: float | None = None
         c = plant.cooling
-        q_design_w = c.cdu_capacity_kw * 1000.0
-        self.design_flow_lps = physics.loop_flow_lps(q_design_w, c.design_delta_t_k, plant.coolant.density_kg_m3,
-                                                     plant.coolant.cp_j_kgk)
-        self.design_pump_w = c.pump_fraction * q_design_w / c.liquid_fraction
+        self._aux_span = plant.rack.aux_power_max_w - plant.rack.aux_power_idle_w
+        self._gpu_span = plant.gpu.p_max_w - plant.gpu.p_idle_w
+        self.design_flow_lps = self.cooling.design_flow_lps
+        self.design_pump_w = self.cooling.design_pump_w
+        self._n_cdu = len(plant.cdu_ids)
+        self._liquid = c.liquid_fraction
+        self._ones_gpu = np.ones(plant.rack.gpus, dtype=np.float32)
 
-    # --------------------------------------------------------------- components
-
-    def utilisation(self, ts: float) -> np.ndarray:
-        """GPU utilisation (racks, gpus), 0..1."""
-        day = (ts % DAY_S) / DAY_S
-        swing = 0.5 + 0.5 * np.sin(2 * math.pi * self.job_freq_hz * ts + self.job_phase)  # per job
-        train = 0.55 + 0.40 * swing[self.job]  # compute vs communication phases
-        infer = 0.35 + 0.30 * (0.5 - 0.5 * math.cos(2 * math.pi * (day - 0.1)))
-        u_rack = np.where(self.training, train, np.where(self.inference, infer, 0.03))
-        noise = self.rng.normal(0.0, 0.01, size=self.gpu_bias.shape)
-        return np.clip(u_rack[:, None] + self.gpu_bias + noise, 0.0, 1.0)
-
-    def ambient_c(self, ts: float, dt: float) -> float:
-        w = self.plant.weather
-        hour = (ts % DAY_S) / 3600.0
-        daily = w.daily_amplitude_k * math.cos(2 * math.pi * (hour - 15.0) / 24.0)
-        a = math.exp(-dt / (3 * DAY_S))  # AR(1) synoptic noise, 3-day memory
-        self.weather_noise = a * self.weather_noise + math.sqrt(1 - a * a) * w.noise_k * self.rng.normal()
-        return _month_normal_c(ts, w.monthly_mean_c) + daily + self.weather_noise
+    def overrides(self, ts: float) -> Overrides:
+        return self.timeline.at(ts) if self.timeline is not None else Overrides()
 
     # --------------------------------------------------------------- step
 
     def step(self, ts: float) -> SimFrame:
-        p = self.plant
+        p, pr = self.plant, self.params
         dt = 1.0 if self.last_ts is None else max(ts - self.last_ts, 1e-3)
         self.last_ts = ts
-        rho, cp = p.coolant.density_kg_m3, p.coolant.cp_j_kgk
-        cool = p.cooling
+        o = self.overrides(ts)
 
-        u = self.utilisation(ts)
+        wx = weather_step(self.weather, ts, dt, p.weather, pr.weather, self._rng_weather, o.weather_delta_k)
+
+        # workload -> GPU power, throttled where the coolant at the cold plates is too warm
+        u_rack, u = utilisation_step(self.workload, ts, dt, pr.workload, self._rng_work)
         p_gpu = physics.gpu_power_w(u, p.gpu.p_idle_w, p.gpu.p_max_w)
-        aux = p.rack.aux_power_idle_w + (p.rack.aux_power_max_w - p.rack.aux_power_idle_w) * u.mean(axis=1)
-        rack_w = p_gpu.sum(axis=1) + aux
+        aux = p.rack.aux_power_idle_w + self._aux_span * u_rack
+        if o.it_cap_mw is not None:
+            p_gpu, aux, u = self._power_cap(p_gpu, aux, u, o.it_cap_mw * 1e6)
+        t_cool = cold_plate_c(self.cooling, p)
+        if float(t_cool.max()) > p.gpu.throttle_c - p.gpu.r_th_k_w * p.gpu.p_max_w:
+            p_gpu = physics.throttled_power_w(p_gpu, t_cool[:, None], p.gpu.r_th_k_w, p.gpu.throttle_c,
+                                              p.gpu.p_idle_w).astype(np.float32)
+        rack_w = (p_gpu @ self._ones_gpu).astype(np.float64) + aux  # a BLAS row sum: 10x np.sum here
         it_w = float(rack_w.sum())
+        t_cool32 = t_cool.astype(np.float32)[:, None]
+        if self.t_gpu is None:
+            self.t_gpu = physics.gpu_temp_steady_c(t_cool32, p_gpu, p.gpu.r_th_k_w).astype(np.float32)
+        else:  # a new array each step: frames already handed out stay as they were
+            self.t_gpu = physics.gpu_temp_step_c(self.t_gpu, t_cool32, p_gpu, p.gpu.r_th_k_w, p.gpu.tau_s, dt)
 
-        # CDUs: heat to liquid, flow control holding the design rise, loop thermal inertia
-        q_cdu = cool.liquid_fraction * np.bincount(p.rack_cdu, weights=rack_w, minlength=len(p.cdu_ids))
-        flow = np.clip(physics.loop_flow_lps(q_cdu, cool.design_delta_t_k, rho, cp),
-                       0.2 * self.design_flow_lps, 1.3 * self.design_flow_lps)
-        supply = np.full_like(q_cdu, cool.supply_c) + self.rng.normal(0, 0.05, size=q_cdu.shape)
-        target_return = supply + physics.loop_delta_t_k(q_cdu, flow, rho, cp)
-        a = 1.0 - math.exp(-dt / 30.0)  # 30 s loop time constant
-        self.t_return += (target_return - self.t_return) * a
-        pump_w = physics.pump_power_w(flow, self.design_flow_lps, self.design_pump_w)
+        # coolant loops (plant.md physics (2), (3))
+        q_cdu = self._liquid * np.bincount(p.rack_cdu, weights=rack_w, minlength=self._n_cdu)
+        cdu = cdu_step(self.cooling, q_cdu, dt, p, pr.cooling, self._rng_cool, o.cdu_flow_cap)
+        q_liq = float(cdu.heat_w.sum())
+        flow_total = float(cdu.flow_lps.sum())
+        t_source = float((cdu.fws_return_c * cdu.flow_lps).sum() / flow_total) if flow_total > 0 else \
+            float(cdu.fws_return_c.mean())
 
-        # GPU temperatures follow their CDU's supply and their power with a time constant
-        t_sup_rack = supply[p.rack_cdu][:, None]
-        self.t_gpu = physics.gpu_temp_step_c(self.t_gpu, t_sup_rack, p_gpu, p.gpu.r_th_k_w, p.gpu.tau_s, dt)
+        # heat reuse, then rejection of the rest
+        hx = heat_step(self.heat, ts, dt, wx.temp_c, t_source, q_liq, pr.heat, self._rng_heat, o.offtaker_out)
+        q_air = (1.0 - self._liquid) * it_w
+        rej = rejection_step(self.cooling, max(q_liq - hx.drawn_w, 0.0), q_air, wx.temp_c,
+                             flow_total / (self._n_cdu * self.cooling.design_flow_lps), dt, p, pr.cooling)
 
-        # weather and heat reuse
-        amb = self.ambient_c(ts, dt)
-        q_liq_w = float(q_cdu.sum())
-        n_x = len(p.exchangers)
-        demand = np.zeros(n_x)
-        hour = (ts % DAY_S) / 3600.0
-        for k, x in enumerate(p.exchangers):  # a handful of offtakers, not assets at scale
-            if x.kind == "district_heating":
-                cold = np.clip((15.0 - amb) / 19.0, 0.0, 1.3)  # 15 C: summer load; -4 C: design winter
-                shape = 1.0 + 0.12 * math.cos(2 * math.pi * (hour - 8.0) / 24.0)
-                demand[k] = (x.demand_summer_mw + (x.demand_winter_mw - x.demand_summer_mw) * cold) * shape
-            else:
-                demand[k] = x.demand_winter_mw
-        delivered = np.minimum(demand, np.maximum(q_liq_w / 1e6 - np.cumsum(demand) + demand, 0.0))
-        t_loop = float(self.t_return.mean())
-        cop = np.array([float(physics.carnot_cop(x.supply_c, t_loop - 3.0, x.heat_pump_eta)) for x in p.exchangers])
-        hp_mw = np.where([x.heat_pump for x in p.exchangers], delivered / np.maximum(cop, 1.0), 0.0)
+        # facility power at the feeders (plant.md physics (7))
+        pumps_w = float(cdu.pump_w.sum()) + rej.fws_pumps_w
+        losses_w = p.cooling.losses_fraction * it_w
+        hp_w = float(hx.heat_pump_w.sum())
+        building_w = p.cooling.building_aux_mw * 1e6
+        facility_w = float(physics.facility_power_w(it_w, pumps_w, rej.fans_w, losses_w, hp_w, building_w))
+        facility_mw = facility_w / 1e6
 
-        # dry coolers reject the rest; fan power rises steeply as the approach shrinks
-        rejected_mw = max(q_liq_w / 1e6 - float(delivered.sum()), 0.0) + (1 - cool.liquid_fraction) * it_w / 1e6
-        approach = max(t_loop - amb, 2.0)
-        fans_mw = rejected_mw * 0.004 * (25.0 / approach) ** 1.5
-        facility_mw = (it_w * (1.0 + cool.losses_fraction) + float(pump_w.sum())) / 1e6 + fans_mw \
-            + float(hp_mw.sum()) + cool.building_aux_mw
-
-        # hydro supply and the grid
-        ratings = np.array([f.rated_mw for f in p.feeders])
-        self.freq_dev = 0.98 * self.freq_dev + 0.004 * self.rng.normal()
-        season = math.cos(2 * math.pi * ((ts % YEAR_S) / YEAR_S - 0.7))
-        available = ratings * 0.98
-        share = ratings / ratings.sum()
-        day = (ts % DAY_S) / DAY_S
-        price = 32.0 + 14.0 * math.sin(2 * math.pi * (day - 0.3)) + self.rng.normal(0, 2.0)
+        hy = hydro_step(self.hydro, ts, dt, p.site.contract_mw, pr.hydro, self._rng_hydro, o.available_mw,
+                        o.feeder_available_mw, o.frequency_delta_hz)
+        share = self.hydro.ratings_mw / self.hydro.ratings_mw.sum()
         return SimFrame(
             ts=ts, gpu_power_w=p_gpu, gpu_util=u, gpu_temp_c=self.t_gpu, aux_power_w=aux,
-            cdu_supply_c=supply, cdu_return_c=self.t_return.copy(), cdu_flow_lps=flow, cdu_pump_kw=pump_w / 1000.0,
-            feeder_available_mw=available, feeder_import_mw=facility_mw * share,
-            frequency_hz=50.0 + self.freq_dev, price_eur_mwh=price, reservoir_pct=60.0 + 25.0 * season,
-            curtailed=False,
-            exch_delivered_kw=delivered * 1000.0, exch_demand_kw=demand * 1000.0,
-            exch_supply_c=np.array([x.supply_c for x in p.exchangers]),
-            exch_return_c=np.array([x.return_c for x in p.exchangers]),
-            exch_heat_pump_kw=hp_mw * 1000.0, ambient_c=amb, facility_mw=facility_mw, it_mw=it_w / 1e6,
+            cdu_supply_c=cdu.supply_c, cdu_return_c=cdu.return_c, cdu_flow_lps=cdu.flow_lps,
+            cdu_pump_kw=cdu.pump_w / 1000.0,
+            feeder_available_mw=hy.available_mw, feeder_import_mw=facility_mw * share,
+            frequency_hz=hy.frequency_hz, price_eur_mwh=hy.price_eur_mwh, reservoir_pct=hy.reservoir_pct,
+            curtailed=hy.curtailed,
+            exch_delivered_kw=hx.delivered_w / 1000.0, exch_demand_kw=hx.demand_w / 1000.0,
+            exch_supply_c=hx.supply_c, exch_return_c=hx.return_c, exch_heat_pump_kw=hx.heat_pump_w / 1000.0,
+            ambient_c=wx.temp_c, facility_mw=facility_mw, it_mw=it_w / 1e6,
+            cdu_fws_supply_c=cdu.fws_supply_c, cdu_fws_return_c=cdu.fws_return_c,
+            humidity_pct=wx.humidity_pct, wind_ms=wx.wind_ms, heat_to_liquid_mw=q_liq / 1e6,
+            pumps_mw=pumps_w / 1e6, fans_mw=rej.fans_w / 1e6, losses_mw=losses_w / 1e6, heat_pump_mw=hp_w / 1e6,
+            building_mw=building_w / 1e6, heat_reused_mw=float(hx.delivered_w.sum()) / 1e6,
+            heat_rejected_mw=max(q_liq - hx.drawn_w, 0.0) / 1e6, fws_supply_c=self.cooling.fws_supply_c,
         )
+
+    def _power_cap(self, p_gpu: np.ndarray, aux: np.ndarray, u: np.ndarray,
+                   cap_w: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scale every GPU's and rack's load above idle so that IT power is at most ``cap_w`` (power capping)."""
+        p = self.plant
+        base = p.gpu.p_idle_w * p_gpu.size + p.rack.aux_power_idle_w * aux.size
+        dyn = float(p_gpu.sum()) + float(aux.sum()) - base
+        if dyn <= 0 or base + dyn <= cap_w:
+            return p_gpu, aux, u
+        k = max(cap_w - base, 0.0) / dyn
+        return (p.gpu.p_idle_w + (p_gpu - p.gpu.p_idle_w) * k,
+                p.rack.aux_power_idle_w + (aux - p.rack.aux_power_idle_w) * k, u * k)

@@ -37,13 +37,22 @@ KELVIN = 273.15
 FloatArray = NDArray[np.float64]
 
 
-def gpu_power_w(util: ArrayLike, p_idle_w: float, p_max_w: float) -> FloatArray:
+def _as_float(x: ArrayLike) -> NDArray[np.floating]:
+    """float32 arrays as they are (the simulators' large per-GPU arrays), anything else as float64."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32:
+        return x
+    return np.asarray(x, dtype=np.float64)
+
+
+def gpu_power_w(util: ArrayLike, p_idle_w: float, p_max_w: float) -> NDArray[np.floating]:
     """GPU electrical power from utilisation, W: ``P = P_idle + (P_max - P_idle) * u``.
 
     plant.md physics (1); GB300-class P_max 1,400 W, P_idle ~200 W (assumption, 10-15 % of TDP).
+    float32 arrays stay float32 (the simulators' per-GPU arrays); anything else is computed in float64.
     """
-    u = np.asarray(util, dtype=np.float64)
-    return p_idle_w + (p_max_w - p_idle_w) * u
+    out = _as_float(util) * (p_max_w - p_idle_w)
+    out += p_idle_w
+    return out
 
 
 def heat_to_liquid_w(flow_lps: ArrayLike, t_return_c: ArrayLike, t_supply_c: ArrayLike,
@@ -84,25 +93,27 @@ def gpu_temp_steady_c(t_supply_c: ArrayLike, p_gpu_w: ArrayLike, r_th_k_w: float
 
 
 def gpu_temp_step_c(t_gpu_c: ArrayLike, t_supply_c: ArrayLike, p_gpu_w: ArrayLike,
-                    r_th_k_w: float, tau_s: float, dt_s: float) -> FloatArray:
+                    r_th_k_w: float, tau_s: float, dt_s: float) -> NDArray[np.floating]:
     """Advance the first-order GPU temperature ``tau dT/dt = T_sup + R_th P - T`` by ``dt_s``, C.
 
     Exact solution over a step with constant inputs: ``T + (T_ss - T) * (1 - exp(-dt/tau))``,
-    stable for any step length.
+    stable for any step length. float32 inputs stay float32.
     """
-    t = np.asarray(t_gpu_c, dtype=np.float64)
-    t_ss = gpu_temp_steady_c(t_supply_c, p_gpu_w, r_th_k_w)
-    return t + (t_ss - t) * (1.0 - np.exp(-dt_s / tau_s))
+    a = 1.0 - float(np.exp(-dt_s / tau_s))
+    out = _as_float(t_gpu_c) * (1.0 - a)  # T + (T_ss - T) a, in as few array passes as possible
+    out += _as_float(p_gpu_w) * (a * r_th_k_w)
+    out += _as_float(t_supply_c) * a
+    return out
 
 
-def carnot_cop(t_hot_c: ArrayLike, t_cold_c: ArrayLike, eta: float = 0.45) -> FloatArray:
+def carnot_cop(t_hot_c: ArrayLike, t_cold_c: ArrayLike, eta: ArrayLike = 0.45) -> FloatArray:
     """Heat-pump heating COP, dimensionless: ``COP = eta * T_hot / (T_hot - T_cold)`` in kelvin.
 
     plant.md physics (5); eta ~0.45 of Carnot for large industrial heat pumps.
     """
     th = np.asarray(t_hot_c, dtype=np.float64) + KELVIN
     tc = np.asarray(t_cold_c, dtype=np.float64) + KELVIN
-    return eta * th / (th - tc)
+    return np.asarray(eta, dtype=np.float64) * th / (th - tc)
 
 
 def pump_power_w(flow_lps: ArrayLike, design_flow_lps: ArrayLike, design_power_w: ArrayLike) -> FloatArray:
