@@ -1,0 +1,52 @@
+"""What a replayed message becomes (pure): source, rebased ts, site, seq across loops, twin outputs refused."""
+
+from __future__ import annotations
+
+import orjson
+
+from adapters.replay import Replayer, ReplayOptions, is_twin_output
+from adapters.telemetry_log import LogRecord
+
+
+def rec(topic: str = "stargate/narvik/hydro/feeder-a", ts: float = 100.0, seq: int = 0, t: float = 100.5) -> LogRecord:
+    return LogRecord(t, topic, 1, False, {"ts": ts, "seq": seq, "source": "sim", "import_mw": 1.0})
+
+
+def test_source_becomes_replay_unless_kept() -> None:
+    topic, payload = Replayer([], ReplayOptions()).transform(rec())
+    assert topic == "stargate/narvik/hydro/feeder-a"
+    assert orjson.loads(payload) == {"ts": 100.0, "seq": 0, "source": "replay", "import_mw": 1.0}
+    _, payload = Replayer([], ReplayOptions(keep_source=True)).transform(rec())
+    assert orjson.loads(payload)["source"] == "sim"
+
+
+def test_rebase_shifts_ts_and_site_rewrites_the_topic() -> None:
+    r = Replayer([], ReplayOptions(site="oslo"))
+    r.shift = 1000.25
+    topic, payload = r.transform(rec(ts=100.5))
+    assert topic == "stargate/oslo/hydro/feeder-a"
+    assert orjson.loads(payload)["ts"] == 1100.75
+
+
+def test_later_loops_continue_ts_and_seq() -> None:
+    r = Replayer([], ReplayOptions(loop=True))
+    for s in range(3):
+        r.transform(rec(seq=s, ts=100.0 + s))
+    r._next_loop(3.0)
+    d = orjson.loads(r.transform(rec(seq=0, ts=100.0))[1])
+    assert (d["seq"], d["ts"]) == (3, 103.0)
+
+
+def test_raw_payloads_go_out_unchanged_and_twin_outputs_are_recognised() -> None:
+    raw = LogRecord(1.0, "stargate/narvik/gpu/h1/r1", 1, False, None, b"\xff not json")
+    assert Replayer([], ReplayOptions()).transform(raw)[1] == b"\xff not json"
+    assert is_twin_output("stargate/narvik/twin/state")
+    assert is_twin_output("stargate/x/twin/alarm/a")
+    assert not is_twin_output("stargate/narvik/gpu/h1/twin")
+    assert not is_twin_output("other/narvik/twin/state")
+
+
+def test_time_and_topic_filters() -> None:
+    r = Replayer([], ReplayOptions(start=100.0, end=200.0, topics=["stargate/+/hydro/#"]))
+    assert r.selected(rec(t=100.0)) and not r.selected(rec(t=99.9)) and not r.selected(rec(t=200.0))
+    assert not r.selected(rec(topic="stargate/narvik/ambient/ws1", t=150.0))
