@@ -187,6 +187,8 @@ class PlantState(_Output):
     msgs_rejected: int = Field(ge=0, description="messages sent to the dead-letter topic since start")
     msgs_duplicate: int = Field(ge=0, description="duplicates dropped by (topic, source, seq) since start")
     seq_gaps: int = Field(ge=0, description="messages missing by seq since start")
+    msgs_late: int = Field(default=0, ge=0, description="messages that arrived after a newer one of their stream")
+    alarms_active: int = Field(default=0, ge=0, description="alarms active now")
 
 
 class HallState(_Output):
@@ -204,6 +206,11 @@ class HallState(_Output):
     coolant_return_max_c: float | None = Field(description="hottest CDU return in the hall, C")
     coolant_supply_mean_c: float | None = Field(default=None, description="mean CDU supply in the hall, C")
     flow_lps: float = Field(default=0.0, description="total loop flow over the hall's CDUs, L/s")
+    energy_residual_max: float | None = Field(
+        default=None, description="CDU residual (measured - expected heat) / expected of largest magnitude")
+    energy_residual_cdu: str | None = Field(default=None, description="the CDU with that residual")
+    gpu_temp_excess_max_k: float | None = Field(
+        default=None, description="largest reported minus expected (T_sup + R_th P) GPU temperature, K")
 
 
 QUANTITIES: tuple[str, ...] = ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c")

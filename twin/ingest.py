@@ -7,10 +7,13 @@ one whose reason a person can act on; the service turns the latter into a dead l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
-from twin.contract import DOMAIN_MODELS, GpuRackTelemetry, Telemetry
+from twin.contract import DOMAIN_MODELS
+from twin.fastdecode import FAST_DECODERS
 from twin.plant import Plant
 from twin.topics import TelemetryTopic, parse_telemetry_topic
 
@@ -23,7 +26,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 class Decoded:
     domain: str
     index: int  # index of the asset in the plant's arrays for its domain
-    msg: Telemetry
+    msg: Any  # the domain's fields as attributes (a fast Struct, or the pydantic model)
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ def describe_validation_error(e: ValidationError, limit: int = 3) -> str:
 class Decoder:
     """Turns (topic, payload bytes) into a validated message for one plant and site."""
 
-    def __init__(self, plant: Plant, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+    def __init__(self, plant: Plant, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, fast: bool = True) -> None:
         self.plant = plant
         self.site = plant.site.id
         self.max_payload_bytes = max_payload_bytes
@@ -61,6 +65,7 @@ class Decoder:
         }
         self._rack_hall = rack_hall
         self._topics: dict[str, TelemetryTopic | str] = {}
+        self.fast = fast
 
     def _topic(self, topic: str) -> TelemetryTopic | str:
         t = self._topics.get(topic)
@@ -83,13 +88,25 @@ class Decoder:
             return Rejected(f"unknown {t.domain} asset {t.asset!r}: not in the plant config")
         if t.hall is not None and self._rack_hall[t.asset] != t.hall:
             return Rejected(f"rack {t.asset!r} is in hall {self._rack_hall[t.asset]!r}, not {t.hall!r}")
-        try:
-            msg = DOMAIN_MODELS[t.domain].model_validate_json(payload)
-        except ValidationError as e:
-            return Rejected(describe_validation_error(e))
-        if isinstance(msg, GpuRackTelemetry) and len(msg.gpu_power_w) != self._gpus:
-            return Rejected(
-                f"rack {t.asset!r} has {self._gpus} GPUs in the plant config, the message lists "
-                f"{len(msg.gpu_power_w)}"
-            )
-        return Decoded(t.domain, index, msg)
+        if self.fast:
+            try:
+                msg: Any = FAST_DECODERS[t.domain].decode(payload)
+            except msgspec.DecodeError as e:
+                return Rejected(f"invalid payload: {e}")
+        else:
+            try:
+                msg = DOMAIN_MODELS[t.domain].model_validate_json(payload)
+            except ValidationError as e:
+                return Rejected(describe_validation_error(e))
+        if t.domain == "gpu":
+            n = len(msg.gpu_power_w)
+            if len(msg.gpu_util) != n or len(msg.gpu_temp_c) != n:
+                return Rejected(
+                    "invalid payload: gpu_power_w, gpu_util and gpu_temp_c must have one equal length, got "
+                    f"{n}, {len(msg.gpu_util)} and {len(msg.gpu_temp_c)}"
+                )
+            if n != self._gpus:
+                return Rejected(
+                    f"rack {t.asset!r} has {self._gpus} GPUs in the plant config, the message lists {n}"
+                )
+        return Decoded(t.domain, index, msg, topic)

@@ -143,14 +143,23 @@ class Weather(_Cfg):
 
 
 class Alarms(_Cfg):
+    """Alarm thresholds: each raises past its set value and clears back past its clear value."""
+
     gpu_temp_high_c: float = 83.0
+    gpu_temp_clear_c: float = 80.0
     coolant_return_high_c: float = 50.0
-    flow_low_fraction: float = Field(default=0.5, gt=0, le=1, description="of design flow")
-    residual_high_fraction: float = Field(default=0.15, gt=0, description="energy-balance residual / expected")
+    coolant_return_clear_c: float = 48.0
+    flow_low_fraction: float = Field(default=0.5, gt=0, le=1, description="of the flow the CDU's load needs")
+    flow_clear_fraction: float = Field(default=0.6, gt=0, le=1)
+    residual_high_fraction: float = Field(default=0.15, gt=0, description="|measured - expected| / expected heat")
+    residual_clear_fraction: float = Field(default=0.10, gt=0)
+    residual_min_load_fraction: float = Field(default=0.1, ge=0, description="of CDU capacity, below: no check")
     headroom_low_mw: float = 5.0
+    headroom_clear_mw: float = 7.5
     frequency_low_hz: float = 49.9
     frequency_high_hz: float = 50.1
-
+    frequency_clear_margin_hz: float = Field(default=0.02, ge=0)
+    debounce_s: float = Field(default=3.0, ge=0, description="a condition must hold this long, event time")
 
 class Plant(_Cfg):
     site: Site

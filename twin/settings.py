@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "snapshot_path"]
 
 
 class Settings(BaseSettings):
@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     sink_batch_lines: int = Field(default=5000, ge=1, description="lines per InfluxDB write")
     sink_flush_s: float = Field(default=1.0, gt=0, description="longest a line waits before it is written, s")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
+    snapshot_every_s: float = Field(default=30.0, gt=0, description="state snapshot period (warm restart)")
+    snapshot: bool = Field(default=True, description="save and restore state snapshots under data_dir/state")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     log_level: str = "INFO"
 
@@ -56,6 +58,10 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return v
+
+
+def snapshot_path(settings: Settings, site: str) -> Path | None:
+    return settings.data_dir / "state" / f"{site}.npz" if settings.snapshot else None
 
 
 def load_settings(**overrides: Any) -> Settings:

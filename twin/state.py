@@ -11,16 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin import physics
-from twin.contract import (
-    AmbientTelemetry,
-    CoolantTelemetry,
-    GpuRackTelemetry,
-    HallState,
-    HeatTelemetry,
-    HydroTelemetry,
-    PlantState,
-)
+from twin import physics, virtual_sensors
+from twin.contract import HallState, PlantState
 from twin.ingest import Decoded
 from twin.plant import Plant
 
@@ -101,12 +93,19 @@ class StateModel:
         self.gpu_power_w = np.zeros((n_r, g), dtype=np.float32)
         self.gpu_util = np.zeros((n_r, g), dtype=np.float32)
         self.gpu_temp_c = np.zeros((n_r, g), dtype=np.float32)
+        self._rows: dict[int, tuple[list[float], list[float], list[float]]] = {}  # not yet in the arrays
         # CDUs
         self.cdu_ts = np.full(n_c, _NEVER)
         self.cdu_supply_c = np.zeros(n_c)
         self.cdu_return_c = np.zeros(n_c)
         self.cdu_flow_lps = np.zeros(n_c)
         self.cdu_pump_kw = np.zeros(n_c)
+        # virtual sensors, refreshed by snapshot()
+        self.cdu_heat_w = np.zeros(n_c)
+        self.cdu_expected_w = np.zeros(n_c)
+        self.cdu_expected_flow_lps = np.zeros(n_c)
+        self.cdu_residual = np.full(n_c, np.nan)
+        self.rack_temp_excess_max_k = np.full(n_r, np.nan)
         # feeders
         self.feeder_ts = np.full(n_f, _NEVER)
         self.feeder_available_mw = np.zeros(n_f)
@@ -141,30 +140,30 @@ class StateModel:
     # ------------------------------------------------------------------ ingest
 
     def apply(self, d: Decoded) -> bool:
-        """Apply one decoded message; False when it was a duplicate or older than what is held."""
+        """Apply one decoded message; False when it was a duplicate or older than what is held.
+
+        O(GPUs in the message) with Python builtins; the per-GPU rows are copied into the
+        numpy arrays in one batch per snapshot (:meth:`materialize`).
+        """
         m = d.msg
         self.counters.msgs_in += 1
         if not self.seq.accept((d.domain, d.index, m.source), m.seq):
             return False
-        ts, i = m.ts, d.index
+        ts, i, domain = m.ts, d.index, d.domain
         if self.start_ts is None:
             self.start_ts = ts
         if self.now_ts is None or ts > self.now_ts:
             self.now_ts = ts
-        if isinstance(m, GpuRackTelemetry):
+        if domain == "gpu":
             if ts < self.rack_ts[i]:
                 return False
-            p = np.asarray(m.gpu_power_w, dtype=np.float64)
-            u = np.asarray(m.gpu_util, dtype=np.float64)
-            t = np.asarray(m.gpu_temp_c, dtype=np.float64)
-            self.gpu_power_w[i] = p
-            self.gpu_util[i] = u
-            self.gpu_temp_c[i] = t
-            self.rack_power_w[i] = p.sum() + m.aux_power_w
-            self.rack_util_mean[i] = u.mean()
-            self.rack_temp_max_c[i] = t.max()
+            p, u, t = m.gpu_power_w, m.gpu_util, m.gpu_temp_c
+            self.rack_power_w[i] = sum(p) + m.aux_power_w
+            self.rack_util_mean[i] = sum(u) / len(u)
+            self.rack_temp_max_c[i] = max(t)
             self.rack_ts[i] = ts
-        elif isinstance(m, CoolantTelemetry):
+            self._rows[i] = (p, u, t)
+        elif domain == "coolant":
             if ts < self.cdu_ts[i]:
                 return False
             self.cdu_supply_c[i] = m.supply_c
@@ -172,7 +171,7 @@ class StateModel:
             self.cdu_flow_lps[i] = m.flow_lps
             self.cdu_pump_kw[i] = m.pump_kw
             self.cdu_ts[i] = ts
-        elif isinstance(m, HydroTelemetry):
+        elif domain == "hydro":
             if ts < self.feeder_ts[i]:
                 return False
             self.feeder_available_mw[i] = m.available_mw
@@ -181,19 +180,30 @@ class StateModel:
             self.feeder_price_eur_mwh[i] = m.price_eur_mwh
             self.feeder_curtailed[i] = m.curtailed
             self.feeder_ts[i] = ts
-        elif isinstance(m, HeatTelemetry):
+        elif domain == "heat":
             if ts < self.exch_ts[i]:
                 return False
             self.exch_delivered_kw[i] = m.delivered_kw
             self.exch_demand_kw[i] = m.demand_kw
             self.exch_heat_pump_kw[i] = m.heat_pump_kw
             self.exch_ts[i] = ts
-        elif isinstance(m, AmbientTelemetry):
+        elif domain == "ambient":
             if ts < self.ambient_ts[i]:
                 return False
             self.ambient_c[i] = m.temp_c
             self.ambient_ts[i] = ts
         return True
+
+    def materialize(self) -> None:
+        """Copy the GPU rows of the racks updated since the last call into the (racks, GPUs) arrays."""
+        if not self._rows:
+            return
+        idx = np.fromiter(self._rows.keys(), dtype=np.int64, count=len(self._rows))
+        block = np.array(list(self._rows.values()), dtype=np.float32)  # (k, 3, gpus)
+        self.gpu_power_w[idx] = block[:, 0]
+        self.gpu_util[idx] = block[:, 1]
+        self.gpu_temp_c[idx] = block[:, 2]
+        self._rows.clear()
 
     def reject(self) -> None:
         self.counters.msgs_in += 1
@@ -228,16 +238,37 @@ class StateModel:
                                      c.density_kg_m3, c.cp_j_kgk)
         return np.where(np.isfinite(self.cdu_ts), q, 0.0)
 
+    def update_virtual_sensors(self) -> None:
+        """Per-CDU heat, expected heat and flow, residual; per-rack GPU temperature excess."""
+        p = self.plant
+        c, cool = p.coolant, p.cooling
+        n_c = len(p.cdu_ids)
+        self.cdu_heat_w = self.heat_to_liquid_w()
+        self.cdu_expected_w = virtual_sensors.cdu_expected_heat_w(self.rack_power_w, p.rack_cdu, n_c,
+                                                                   cool.liquid_fraction)
+        self.cdu_expected_flow_lps = virtual_sensors.cdu_expected_flow_lps(
+            self.cdu_expected_w, cool.design_delta_t_k, c.density_kg_m3, c.cp_j_kgk)
+        min_w = p.alarms.residual_min_load_fraction * cool.cdu_capacity_kw * 1000.0
+        seen_c = np.isfinite(self.cdu_ts)
+        self.cdu_residual = np.where(seen_c, virtual_sensors.energy_residual(
+            self.cdu_heat_w, self.cdu_expected_w, max(min_w, 1e-9)), np.nan)
+        seen_r = np.isfinite(self.rack_ts) & seen_c[p.rack_cdu]
+        excess = virtual_sensors.gpu_temp_excess_k(self.gpu_temp_c, self.gpu_power_w,
+                                                   self.cdu_supply_c[p.rack_cdu], p.gpu.r_th_k_w)
+        self.rack_temp_excess_max_k = np.where(seen_r, excess.max(axis=1), np.nan)
+
     def snapshot(self, ts: float) -> tuple[PlantState, list[HallState]]:
         """PlantState and HallStates at event time ``ts``; integrates energy for ERF since the last one."""
         plant = self.plant
         g = plant.rack.gpus
+        self.materialize()
+        self.update_virtual_sensors()
         seen_r = np.isfinite(self.rack_ts)
         reporting = seen_r & self._fresh(self.rack_ts, ts)
         it_mw = float(self.rack_power_w.sum()) / 1e6
         facility_mw = float(self.feeder_import_mw.sum())
         hydro_mw = float(self.feeder_available_mw.sum())
-        q_cdu = self.heat_to_liquid_w()
+        q_cdu = self.cdu_heat_w
         heat_liq_mw = float(q_cdu.sum()) / 1e6
         reused_mw = float(self.exch_delivered_kw.sum()) / 1000.0
         hp_mw = float(self.exch_heat_pump_kw.sum()) / 1000.0
@@ -279,6 +310,7 @@ class StateModel:
             msgs_rejected=c.msgs_rejected,
             msgs_duplicate=c.msgs_duplicate,
             seq_gaps=max(c.seq_gaps, 0),
+            msgs_late=c.msgs_late,
         )
         return state, self._halls(ts, reporting, q_cdu, seen_c)
 
@@ -298,6 +330,15 @@ class StateModel:
         n_c = np.bincount(ch, weights=seen_c.astype(np.float64), minlength=n_h)
         sup_sum = np.bincount(ch, weights=np.where(seen_c, self.cdu_supply_c, 0.0), minlength=n_h)
         flow = np.bincount(ch, weights=np.where(seen_c, self.cdu_flow_lps, 0.0), minlength=n_h)
+        res_mag = np.where(np.isnan(self.cdu_residual), -1.0, np.abs(self.cdu_residual))
+        worst_cdu = np.full(n_h, -1)
+        worst_mag = np.full(n_h, -1.0)
+        order = np.argsort(res_mag)  # ascending: later (larger) values win the scatter
+        worst_mag[ch[order]] = res_mag[order]
+        worst_cdu[ch[order]] = order
+        exc = np.full(n_h, -np.inf)
+        ok = np.isfinite(self.rack_temp_excess_max_k)
+        np.maximum.at(exc, rh[ok], self.rack_temp_excess_max_k[ok])
         out = []
         for h, hall in enumerate(plant.halls):
             it_mw = float(it_w[h]) / 1e6
@@ -315,5 +356,8 @@ class StateModel:
                 coolant_return_max_c=float(ret_max[h]) if np.isfinite(ret_max[h]) else None,
                 coolant_supply_mean_c=float(sup_sum[h] / n_c[h]) if n_c[h] else None,
                 flow_lps=float(flow[h]),
+                energy_residual_max=float(self.cdu_residual[worst_cdu[h]]) if worst_mag[h] >= 0 else None,
+                energy_residual_cdu=plant.cdu_ids[worst_cdu[h]] if worst_mag[h] >= 0 else None,
+                gpu_temp_excess_max_k=float(exc[h]) if np.isfinite(exc[h]) else None,
             ))
         return out

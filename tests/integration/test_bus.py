@@ -102,7 +102,7 @@ def test_will_says_offline_when_a_service_dies(mosquitto: MosquittoServer, site:
     plant = tmp_path / "plant.toml"
     plant.write_text((REPO / "tests" / "data" / "small.toml").read_text().replace('id = "tiny"', f'id = "{site}"'))
     proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "state", "--broker", mosquitto.url,
-                             "--plant", str(plant)], env=env_with_venv())
+                             "--plant", str(plant), "--no-snapshot"], env=env_with_venv())
     health = f"stargate/{site}/twin/health/state"
     try:
         online = asyncio.run(collect(mosquitto.port, health, lambda ms: ms[-1][1] == b"online", 30))

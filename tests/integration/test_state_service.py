@@ -67,7 +67,7 @@ def test_simulator_telemetry_in_plant_state_out(mosquitto: MosquittoServer, site
 
 def _start_state_process(broker: MosquittoServer, plant: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "state", "--broker", broker.url,
-                             "--plant", str(plant), "--log-level", "INFO"],
+                             "--plant", str(plant), "--log-level", "INFO", "--data-dir", str(plant.parent)],
                             env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -110,7 +110,7 @@ def test_malformed_message_goes_to_dead_letter_and_service_keeps_running(
 
         letters = [json.loads(p) for _, p in asyncio.run(publish_bad_and_listen())]
         assert len(letters) == 3
-        assert "Invalid JSON" in letters[0]["reason"] and letters[0]["payload"] == "{oops"
+        assert "JSON is malformed" in letters[0]["reason"] and letters[0]["payload"] == "{oops"
         assert "has 4 GPUs in the plant config, the message lists 2" in letters[1]["reason"]
         assert "supply_c" in letters[2]["reason"] and letters[2]["topic"].endswith("coolant/h1-cdu01")
         # still running: a valid message is applied afterwards

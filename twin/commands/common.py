@@ -15,8 +15,10 @@ from twin.settings import Settings, load_settings
 
 __all__ = [
     "add_broker_options",
+    "add_data_dir_option",
     "add_influx_options",
     "add_plant_options",
+    "add_state_options",
     "make_bus",
     "positive_float",
     "run_until_stopped",
@@ -50,8 +52,18 @@ def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> No
                    help="seconds the broker keeps the session while away (needs --client-id)")
 
 
+def add_state_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot-every", dest="snapshot_every_s", type=positive_float,
+                   help="seconds between state snapshots under DATA_DIR/state (default 30)")
+    p.add_argument("--no-snapshot", dest="snapshot", action="store_const", const=False,
+                   help="neither restore nor save state snapshots (cold start)")
+
+
+def add_data_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="line-protocol files (without InfluxDB) and state snapshots (default ./data)")
+
+
 def add_influx_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="where line-protocol files go without InfluxDB (default ./data)")
     p.add_argument("--influx-url", help="InfluxDB 2 URL, e.g. http://localhost:8086 (env TWIN_INFLUX_URL)")
     p.add_argument("--influx-token", help="API token (prefer env TWIN_INFLUX_TOKEN: command lines are visible)")
     p.add_argument("--influx-org", help="organisation (default stargate)")

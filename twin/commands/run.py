@@ -10,8 +10,10 @@ import time
 
 from twin.commands.common import (
     add_broker_options,
+    add_data_dir_option,
     add_influx_options,
     add_plant_options,
+    add_state_options,
     make_bus,
     positive_float,
     run_until_stopped,
@@ -21,6 +23,7 @@ from twin.errors import ConfigError
 from twin.live_view import summary_line
 from twin.services.sink import SinkService
 from twin.services.state import StateService
+from twin.settings import snapshot_path
 from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
@@ -35,11 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     s = services.add_parser("state", help="the live state model: telemetry in, PlantState out")
     add_plant_options(s)
     add_broker_options(s, required=True)
+    add_data_dir_option(s)
+    add_state_options(s)
     s.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
     s.set_defaults(func=_state)
     k = services.add_parser("sink", help="the twin's outputs from MQTT to InfluxDB or line-protocol files")
     add_plant_options(k)
     add_broker_options(k, required=True)
+    add_data_dir_option(k)
     add_influx_options(k)
     k.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
     k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=positive_float, metavar="S",
@@ -79,7 +85,9 @@ def _state(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes)
+        service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                           snapshot_path=snapshot_path(settings, plant.site.id),
+                           snapshot_every_s=settings.snapshot_every_s)
         async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True) as bus:
             task = asyncio.create_task(service.run(bus))
 

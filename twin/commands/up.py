@@ -21,8 +21,10 @@ from adapters.embedded_broker import EmbeddedBroker
 from adapters.mqtt import Protocol
 from twin.commands.common import (
     add_broker_options,
+    add_data_dir_option,
     add_influx_options,
     add_plant_options,
+    add_state_options,
     make_bus,
     positive_float,
     run_until_stopped,
@@ -33,7 +35,7 @@ from twin.plant import Plant
 from twin.services.sim import SimService
 from twin.services.sink import LineWriter, SinkService
 from twin.services.state import StateService
-from twin.settings import Settings
+from twin.settings import Settings, snapshot_path
 from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                        description=__doc__)
     add_plant_options(p)
     add_broker_options(p)
+    add_data_dir_option(p)
+    add_state_options(p)
     add_influx_options(p)
     p.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
     p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
@@ -91,7 +95,9 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                writer: LineWriter, rack_every: int, args: argparse.Namespace, notes: list[str],
                stop: asyncio.Event) -> int:
     site = plant.site.id
-    state = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes)
+    state = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                           snapshot_path=snapshot_path(settings, plant.site.id),
+                           snapshot_every_s=settings.snapshot_every_s)
     sink = SinkService(site, writer, **sink_options(settings))
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
     enter = stack.enter_async_context

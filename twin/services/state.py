@@ -12,13 +12,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
 from adapters.mqtt import Bus
-from twin.contract import DeadLetter, HallState, PlantState
+from twin.contract import Alarm, DeadLetter, HallState, PlantState
 from twin.ingest import Decoder, Rejected
 from twin.plant import Plant
+from twin.plant_alarms import PlantAlarms
+from twin.snapshot import load_snapshot, save_snapshot
 from twin.state import StateModel
 from twin.ticks import TickClock
 from twin.topics import Topics
@@ -33,12 +36,20 @@ StateListener = Callable[[PlantState, list[HallState]], None]
 class StateService:
     name = "state"
 
-    def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024) -> None:
+    def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
+                 snapshot_path: Path | None = None, snapshot_every_s: float = 30.0) -> None:
         self.plant = plant
         self.topics = Topics(plant.site.id)
         self.decoder = Decoder(plant, max_payload_bytes)
         self.model = StateModel(plant)
+        self.alarms = PlantAlarms(plant)
         self.clock = TickClock(tick_s)
+        self.snapshot_path = snapshot_path
+        self.snapshot_every_s = snapshot_every_s
+        self.restored: str | None = None  # why no snapshot was restored (None: restored)
+        if snapshot_path is not None:
+            self.restored = load_snapshot(snapshot_path, self.model, self.alarms)
+            log.info("warm restart from %s" if self.restored is None else "%s", self.restored or snapshot_path)
         self.latest: PlantState | None = None
         self.latest_halls: list[HallState] = []
         self.listeners: list[StateListener] = []
@@ -66,16 +77,34 @@ class StateService:
 
     def emit(self, ts: float) -> PlantState:
         state, halls = self.model.snapshot(ts)
+        transitions = self.alarms.evaluate(self.model, state)
+        state = state.model_copy(update={"alarms_active": self.alarms.active_count()})
         self.latest, self.latest_halls = state, halls
         self._last_emit_wall = time.monotonic()
         bus = self._bus
         if bus is not None:
+            for a in transitions:
+                self._publish_alarm(bus, a)
             bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
             for h in halls:
                 bus.publish_nowait(self.topics.hall_state(h.hall), h.model_dump_json().encode(), qos=1, retain=True)
         for listener in self.listeners:
             listener(state, halls)
         return state
+
+    def _publish_alarm(self, bus: Bus, a: Alarm) -> None:
+        topic = self.topics.alarm(a.alarm_id)
+        payload = a.model_dump_json().encode()
+        if a.active:
+            bus.publish_nowait(topic, payload, qos=1, retain=True)
+        else:  # the clear itself, for the record, then an empty retained message removes the alarm
+            bus.publish_nowait(topic, payload, qos=1, retain=False)
+            bus.publish_nowait(topic, b"", qos=1, retain=True)
+        log.info("alarm %s", a.message)
+
+    def save(self) -> None:
+        if self.snapshot_path is not None:
+            save_snapshot(self.snapshot_path, self.model, self.alarms)
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, ts: float) -> None:
         log.debug("dead letter from %s: %s", topic, reason)
@@ -91,14 +120,23 @@ class StateService:
         """Consume the bus until cancelled."""
         self._bus = bus
         idle = asyncio.create_task(self._idle_flush())
+        saver = asyncio.create_task(self._save_loop())
+        queue = bus.queue
         try:
             while True:
-                msg = await bus.queue.get()
+                msg = await queue.get()
                 self._last_msg_wall = time.monotonic()
                 payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                 self.handle(msg.topic.value, bytes(payload), time.time())
         finally:
             idle.cancel()
+            saver.cancel()
+            self.save()
+
+    async def _save_loop(self) -> None:
+        while self.snapshot_path is not None:
+            await asyncio.sleep(self.snapshot_every_s)
+            self.save()  # synchronous: the arrays must not change while they are written (~ms)
 
     async def _idle_flush(self) -> None:
         """When telemetry pauses, still publish: the open window, then heartbeats advancing event time."""
