@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from twin.contract import SITE_PATTERN, Telemetry
 from twin.errors import ConfigError
 from twin.ingest import describe_validation_error
+from twin.plant import Plant
 from twin.topics import Topics
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Refused",
     "StatusSink",
     "load_adapter_config",
+    "plant_mismatch",
 ]
 
 log = logging.getLogger("twin.adapter")
@@ -185,3 +187,25 @@ class Emitter:
         self._last_status = key
         self.sink.publish_nowait(self.status_topic, status.model_dump_json().encode(), qos=1, retain=True)
         return True
+
+
+def plant_mismatch(assets: list[tuple[str, str, str | None]], plant: Plant,
+                   gpus_per_rack: int | None = None) -> str | None:
+    """Why an adapter's assets ``(domain, asset, hall)`` do not fit the plant config, or None when they do.
+
+    The twin refuses messages for unknown assets (dead letters), so a mapping typo is
+    better caught at start.
+    """
+    rack_hall = {r: h.id for h in plant.halls for r in h.rack_ids}
+    known = {"coolant": set(plant.cdu_ids), "hydro": set(plant.feeder_ids), "heat": set(plant.exchanger_ids)}
+    if gpus_per_rack is not None and gpus_per_rack != plant.rack.gpus:
+        return f"gpus_per_rack = {gpus_per_rack}, but the plant's racks have {plant.rack.gpus} GPUs"
+    for domain, asset, hall in assets:
+        if domain == "gpu":
+            if asset not in rack_hall:
+                return f"rack {asset} is not in the plant config"
+            if hall is not None and rack_hall[asset] != hall:
+                return f"rack {asset} is in hall {rack_hall[asset]} of the plant config, not {hall}"
+        elif asset not in known.get(domain, set()):
+            return f"{domain} asset {asset} is not in the plant config"
+    return None

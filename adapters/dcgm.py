@@ -246,6 +246,9 @@ class DcgmAdapter:
         self.health = DeviceHealth(list(cfg.endpoints))
         self.rounds = 0
 
+    def assets(self) -> list[tuple[str, str, str | None]]:
+        return [("gpu", rack, r.hall) for rack, r in self.assembler.racks.items()]
+
     async def _scrape(self, client: httpx.AsyncClient, url: str, sem: asyncio.Semaphore) -> list[GpuSample] | None:
         host = urlsplit(url).hostname or url
         reason = ""

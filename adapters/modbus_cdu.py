@@ -174,6 +174,9 @@ class ModbusAdapter:
         if not log.isEnabledFor(logging.DEBUG):  # faults are reported once per device by DeviceHealth instead
             logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
+    def assets(self) -> list[tuple[str, str, str | None]]:
+        return [("coolant", c.id, None) for c in self.cfg.cdus]
+
     async def _poll(self, client: object, cdu: CduDevice) -> dict[str, float]:
         from pymodbus.exceptions import ModbusException
 

@@ -152,11 +152,14 @@ class OpcuaAdapter:
         except Exception as e:
             raise ConfigError(f"a node id of the node map does not parse: {e}") from None
         self._conv = {n.node: converter(n.unit, n.field) for n in cfg.nodes}
-        self.assets: dict[str, str] = {n.asset: n.domain for n in cfg.nodes}
+        self.assets_domain: dict[str, str] = {n.asset: n.domain for n in cfg.nodes}
         self.values: dict[str, dict[str, float | bool]] = {}
         self.live = False
         self.connects = 0
         self._changed = asyncio.Event()
+
+    def assets(self) -> list[tuple[str, str, str | None]]:
+        return [(domain, asset, None) for asset, domain in self.assets_domain.items()]
 
     # ------------------------------------------------------------ values
 
@@ -186,7 +189,7 @@ class OpcuaAdapter:
     def messages(self) -> list[tuple[str, str, dict[str, float | bool]]]:
         """(domain, asset, fields) of every asset whose required fields all have a value."""
         out = []
-        for asset, domain in self.assets.items():
+        for asset, domain in self.assets_domain.items():
             fields = {**self.cfg.static.get(asset, {}), **self.values.get(asset, {})}
             req, _ = _fields(domain)
             if req <= fields.keys():

@@ -15,9 +15,11 @@ import logging
 import time
 from typing import Any
 
-from adapters.adapter_base import AdapterConfig, Emitter, load_adapter_config
+from adapters.adapter_base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
 from twin.commands.common import add_broker_options, make_bus, positive_float, run_until_stopped
 from twin.commands.run import _need_broker, _until
+from twin.errors import ConfigError
+from twin.plant import load_plant
 from twin.settings import load_settings
 
 __all__ = ["ADAPTERS", "build_adapter", "register"]
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("name", choices=sorted(ADAPTERS), metavar="NAME", help="dcgm | modbus | opcua")
     p.add_argument("--config", required=True, help="the adapter's TOML file (see deploy/adapters/)")
     add_broker_options(p, required=True)
+    p.add_argument("--plant", help="check the config's asset ids against this plant file or name (e.g. phase1)")
     p.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
     p.set_defaults(func=_cmd)
@@ -55,6 +58,13 @@ def build_adapter(kind: str, config_path: str) -> tuple[Any, AdapterConfig]:
 
 def _cmd(args: argparse.Namespace) -> int:
     adapter, cfg = build_adapter(args.name, args.config)
+    if args.plant:
+        plant = load_plant(args.plant)
+        why = plant_mismatch(adapter.assets(), plant, getattr(cfg, "gpus_per_rack", None))
+        if why is None and plant.site.id != cfg.site:
+            why = f"site {cfg.site!r}, but the plant's site is {plant.site.id!r}"
+        if why:
+            raise ConfigError(f"{args.config} does not fit plant {args.plant}: {why}")
     settings = load_settings(broker=args.broker, mqtt_username=args.mqtt_username, mqtt_ca_file=args.mqtt_ca_file,
                              mqtt_client_id=args.mqtt_client_id, mqtt_session_expiry_s=args.mqtt_session_expiry_s)
     url = _need_broker(settings.broker)
