@@ -105,6 +105,13 @@ class Decoder:
                     "invalid payload: gpu_power_w, gpu_util and gpu_temp_c must have one equal length, got "
                     f"{n}, {len(msg.gpu_util)} and {len(msg.gpu_temp_c)}"
                 )
+            missing = msg.gpu_missing
+            if missing:
+                if max(missing) >= n:
+                    return Rejected(f"invalid payload: gpu_missing lists slot {max(missing)}, beyond the {n} GPUs "
+                                    "of the message")
+                if len(set(missing)) != len(missing):
+                    return Rejected("invalid payload: gpu_missing lists a slot twice")
             if n != self._gpus:
                 return Rejected(
                     f"rack {t.asset!r} has {self._gpus} GPUs in the plant config, the message lists {n}"

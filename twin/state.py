@@ -90,6 +90,7 @@ class StateModel:
         self.rack_power_w = np.zeros(n_r)  # sum of gpu_power_w + aux_power_w
         self.rack_util_mean = np.zeros(n_r)
         self.rack_temp_max_c = np.zeros(n_r)
+        self.rack_missing = np.zeros(n_r, dtype=np.int64)  # GPUs without a fresh reading (gpu_missing)
         self.gpu_power_w = np.zeros((n_r, g), dtype=np.float32)
         self.gpu_util = np.zeros((n_r, g), dtype=np.float32)
         self.gpu_temp_c = np.zeros((n_r, g), dtype=np.float32)
@@ -162,6 +163,7 @@ class StateModel:
             self.rack_util_mean[i] = sum(u) / len(u)
             self.rack_temp_max_c[i] = max(t)
             self.rack_ts[i] = ts
+            self.rack_missing[i] = len(m.gpu_missing) if m.gpu_missing else 0
             self._rows[i] = (p, u, t)
         elif domain == "coolant":
             if ts < self.cdu_ts[i]:
@@ -274,6 +276,7 @@ class StateModel:
         hp_mw = float(self.exch_heat_pump_kw.sum()) / 1000.0
         seen_c = np.isfinite(self.cdu_ts)
         n_rep = int(reporting.sum())
+        gpus_rep = n_rep * g - int(self.rack_missing[reporting].sum())
 
         # energy integrals in event time (trapezoid between snapshots), MWh
         if self.last_snapshot_ts is not None and ts > self.last_snapshot_ts:
@@ -295,7 +298,7 @@ class StateModel:
             hydro_available_mw=hydro_mw,
             headroom_mw=min(hydro_mw, plant.site.contract_mw) - facility_mw,
             gpus_total=plant.gpus_total,
-            gpus_reporting=n_rep * g,
+            gpus_reporting=gpus_rep,
             gpu_util_mean=float(self.rack_util_mean[reporting].mean()) if n_rep else None,
             gpu_temp_max_c=float(self.rack_temp_max_c[reporting].max()) if n_rep else None,
             heat_to_liquid_mw=heat_liq_mw,
@@ -321,6 +324,7 @@ class StateModel:
         it_w = np.bincount(rh, weights=self.rack_power_w, minlength=n_h)
         racks_total = np.bincount(rh, minlength=n_h)
         n_rep = np.bincount(rh, weights=reporting.astype(np.float64), minlength=n_h)
+        n_missing = np.bincount(rh, weights=np.where(reporting, self.rack_missing, 0), minlength=n_h)
         util_sum = np.bincount(rh, weights=np.where(reporting, self.rack_util_mean, 0.0), minlength=n_h)
         temp_max = np.full(n_h, -np.inf)
         np.maximum.at(temp_max, rh[reporting], self.rack_temp_max_c[reporting])
@@ -348,7 +352,7 @@ class StateModel:
                 hall=hall.id,
                 it_mw=it_mw,
                 gpus_total=int(racks_total[h]) * g,
-                gpus_reporting=int(n_rep[h]) * g,
+                gpus_reporting=int(n_rep[h]) * g - int(n_missing[h]),
                 gpu_util_mean=float(util_sum[h] / n_rep[h]) if n_rep[h] else None,
                 gpu_temp_max_c=float(temp_max[h]) if np.isfinite(temp_max[h]) else None,
                 heat_to_liquid_mw=q_mw,

@@ -144,7 +144,7 @@ def test_stale_lists_silent_assets_after_stale_after_s(tiny: tuple[StateModel, D
     feed(model, dec, *site_messages(T0))
     assert model.snapshot(T0 + 5)[0].stale == []  # not yet run for stale_after_s (10 s)
     feed(model, dec, rack("stargate/tiny/gpu/h2/h2-a", T0 + 11, 1, [1000.0] * 4, 1000.0))
-    s, halls = model.snapshot(T0 + 11)
+    s, _ = model.snapshot(T0 + 11)
     assert "gpu/h2-a" not in s.stale
     assert {"gpu/h1-r001", "gpu/h1-r002", "coolant/h1-cdu01", "hydro/fa", "heat/dh", "ambient/ws1"} <= set(s.stale)
     assert s.gpus_reporting == 4  # h1-r001 went stale
@@ -186,3 +186,20 @@ def test_decoder_reason_names_the_field(small_plant: Plant) -> None:
     topic, payload = rack("stargate/tiny/gpu/h1/h1-r001", T0, 0, [1.0] * 4, 0.0, util=1.5)
     r = Decoder(small_plant).decode(topic, payload)
     assert isinstance(r, Rejected) and "Expected `float` <= 1.0 - at `$.gpu_util[0]`" in r.reason
+
+
+def test_gpus_missing_from_a_message_do_not_count_as_reporting(tiny: tuple[StateModel, Decoder]) -> None:
+    model, dec = tiny
+    topic, payload = rack("stargate/tiny/gpu/h1/h1-r001", T0, 0, [100.0] * 4, 0.0)
+    payload = payload[:-1] + b', "gpu_missing": [1, 3]}'
+    feed(model, dec, (topic, payload))
+    s, halls = model.snapshot(T0)
+    assert s.gpus_reporting == 2 and halls[0].gpus_reporting == 2
+
+
+@pytest.mark.parametrize(("missing", "reason"), [("[4]", "beyond the 4 GPUs"), ("[1, 1]", "a slot twice"),
+                                                 ("[-1]", "gpu_missing")])
+def test_bad_gpu_missing_is_rejected(small_plant: Plant, missing: str, reason: str) -> None:
+    topic, payload = rack("stargate/tiny/gpu/h1/h1-r001", T0, 0, [100.0] * 4, 0.0)
+    r = Decoder(small_plant).decode(topic, payload[:-1] + f', "gpu_missing": {missing}}}'.encode())
+    assert isinstance(r, Rejected) and reason in r.reason, r
