@@ -218,7 +218,7 @@ def _scan_value(s: str, i: int) -> tuple[float | int | bool | str, int]:
             c = s[i]
             if c == "\\" and i + 1 < n:
                 nxt = s[i + 1]
-                out.append({"n": "\n"}.get(nxt, nxt) if nxt in '"\\n' else "\\" + nxt)
+                out.append(nxt if nxt in '"\\' else "\\" + nxt)  # InfluxDB unescapes only these two
                 i += 2
                 continue
             if c == '"':

@@ -59,6 +59,7 @@ class SinkStats(BaseModel):
 
     ts: float = Field(description="wall-clock time of this report, Unix epoch seconds")
     writer: str = Field(description="where lines go: InfluxDB URL and bucket, or the files directory")
+    points_in: int = Field(description="lines made from the messages received")
     points_written: int = Field(description="lines the database (or the files) acknowledged")
     points_retried: int = Field(description="lines sent again after a failed or split request")
     points_spooled: int = Field(description="lines appended to the disk spool")
@@ -102,6 +103,7 @@ class SinkService:
         self.stats_every_s = stats_every_s
         self.backoff = Backoff(backoff_base_s, backoff_max_s)
         self.pending: deque[str] = deque()
+        self.lines_in = 0
         self.written = 0
         self.retried = 0
         self.spooled = 0
@@ -172,14 +174,18 @@ class SinkService:
         return [lineproto.mirror_line(self.site, tt.domain, tt.asset, tt.hall, msg)]
 
     def add(self, lines: list[str]) -> None:
+        self.lines_in += len(lines)
         self.pending.extend(lines)
+        self._trim()
+        if len(self.pending) >= self.batch_lines:
+            self._wake.set()
+
+    def _trim(self) -> None:
         over = len(self.pending) - self.max_buffer
         if over > 0:  # only when the disk spool cannot keep up: keep the newest, drop the oldest, count it
             for _ in range(over):
                 self.pending.popleft()
             self.dropped += over
-        if len(self.pending) >= self.batch_lines:
-            self._wake.set()
 
     # ---------------------------------------------------------------- the writer
 
@@ -256,7 +262,7 @@ class SinkService:
         except OSError as e:  # the disk refuses: keep them in memory (bounded), try again next step
             log.error("sink: cannot spool %d lines to %s: %s", len(lines), self.spool.directory, e)
             self.pending.extendleft(reversed(lines))
-            self.add([])
+            self._trim()
             return
         self.spooled += len(lines)
         if dropped:
@@ -300,7 +306,7 @@ class SinkService:
 
     def stats(self) -> SinkStats:
         return SinkStats(
-            ts=time.time(), writer=self.writer.describe(), points_written=self.written,
+            ts=time.time(), writer=self.writer.describe(), points_in=self.lines_in, points_written=self.written,
             points_retried=self.retried, points_spooled=self.spooled, points_dropped=self.dropped,
             points_deadlettered=self.deadlettered, rejected_messages=self.rejected, buffered=len(self.pending),
             spool_lines=self.spool.lines, spool_bytes=self.spool.bytes, spool_max_bytes=self.spool.max_bytes,
