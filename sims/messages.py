@@ -41,8 +41,8 @@ class FrameEncoder:
     def racks(self, f: SimFrame, which: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
         idx = np.arange(self.plant.n_racks) if which is None else which
         power = np.round(f.gpu_power_w[idx], 1)
-        util = np.round(f.gpu_util[idx], 3)
-        temp = np.round(f.gpu_temp_c[idx], 2)
+        util = np.round(f.gpu_util[idx], 2)  # DCGM reports whole percent
+        temp = np.round(f.gpu_temp_c[idx], 1)
         aux = np.round(f.aux_power_w[idx], 1)
         seqs = self.rack_seq[idx]
         self.rack_seq[idx] += 1
@@ -57,14 +57,19 @@ class FrameEncoder:
         idx = np.arange(len(self.cdu_topics)) if which is None else which
         seqs = self.cdu_seq[idx]
         self.cdu_seq[idx] += 1
-        sup, ret = np.round(f.cdu_supply_c, 3), np.round(f.cdu_return_c, 3)
-        flow, pump = np.round(f.cdu_flow_lps, 3), np.round(f.cdu_pump_kw, 3)
+        sup, ret = np.round(f.cdu_supply_c, 3).tolist(), np.round(f.cdu_return_c, 3).tolist()
+        flow, pump = np.round(f.cdu_flow_lps, 3).tolist(), np.round(f.cdu_pump_kw, 3).tolist()
+        fws = f.cdu_fws_supply_c is not None and f.cdu_fws_return_c is not None
+        fs = np.round(f.cdu_fws_supply_c, 3).tolist() if f.cdu_fws_supply_c is not None else []
+        fr = np.round(f.cdu_fws_return_c, 3).tolist() if f.cdu_fws_return_c is not None else []
         for k, i in enumerate(idx.tolist()):
-            yield self.cdu_topics[i], orjson.dumps({
+            msg = {
                 "ts": f.ts, "seq": int(seqs[k]), "source": self.source,
-                "supply_c": float(sup[i]), "return_c": float(ret[i]),
-                "flow_lps": float(flow[i]), "pump_kw": float(pump[i]),
-            })
+                "supply_c": sup[i], "return_c": ret[i], "flow_lps": flow[i], "pump_kw": pump[i],
+            }
+            if fws:
+                msg["fws_supply_c"], msg["fws_return_c"] = fs[i], fr[i]
+            yield self.cdu_topics[i], orjson.dumps(msg)
 
     def site(self, f: SimFrame) -> Iterator[tuple[str, bytes]]:
         """Feeders, exchangers and the weather station."""
@@ -84,7 +89,16 @@ class FrameEncoder:
                 "supply_c": float(f.exch_supply_c[i]), "return_c": float(f.exch_return_c[i]),
                 "heat_pump_kw": round(float(f.exch_heat_pump_kw[i]), 2),
             })
-        yield self.ambient_topic, orjson.dumps({
-            "ts": f.ts, "seq": self._seq(self.ambient_topic), "source": self.source,
-            "temp_c": round(f.ambient_c, 2),
-        })
+        amb: dict[str, object] = {"ts": f.ts, "seq": self._seq(self.ambient_topic), "source": self.source,
+                                  "temp_c": round(f.ambient_c, 2)}
+        if f.humidity_pct is not None:
+            amb["humidity_pct"] = round(f.humidity_pct, 1)
+        if f.wind_ms is not None:
+            amb["wind_ms"] = round(f.wind_ms, 2)
+        yield self.ambient_topic, orjson.dumps(amb)
+
+    def all(self, f: SimFrame) -> Iterator[tuple[str, bytes]]:
+        """Every asset's message for one frame: site (feeders, exchangers, weather), CDUs, racks."""
+        yield from self.site(f)
+        yield from self.cdus(f)
+        yield from self.racks(f)

@@ -1,10 +1,29 @@
-"""``twin sim``: publish simulated plant telemetry to a broker, live (``--speed`` times real time)."""
+"""``twin sim``: the plant simulators, driven by a scenario.
+
+Live, to a broker (``--speed`` times real time, event times accordingly; the run starts now
+unless ``--start`` is given)::
+
+    twin sim --scenario pump-failure --broker mqtt://localhost:1883 --speed 10
+
+To a telemetry log, as fast as it goes, without a broker (JSON Lines, gzip when the name ends
+in .gz; the start, step and duration default to the scenario's)::
+
+    twin sim --scenario phase1 --start 2026-01-12 --duration 14d --step 10s --out week.jsonl.gz
+
+Scenarios: the files in sims/scenarios/ (phase1, expansion-520, pump-failure,
+hydro-curtailment, offtaker-outage, cold-snap, heatwave) or a path to your own .toml.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sims.scenario import Scenario, list_scenarios, load_scenario
+from sims.timebase import parse_duration, parse_start
 from twin.commands.common import (
     add_broker_options,
     add_plant_options,
@@ -14,31 +33,76 @@ from twin.commands.common import (
     settings_from_args,
 )
 from twin.commands.run import _need_broker, _until
-from twin.services.sim import SimService
+from twin.errors import ConfigError
+from twin.plant import Plant, load_plant
+from twin.services.sim import SimService, write_log
 
 __all__ = ["register"]
 
 
+def duration_arg(text: str) -> float:
+    try:
+        v = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def start_arg(text: str) -> float:
+    try:
+        return parse_start(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    p = sub.add_parser("sim", help="publish simulated telemetry to a broker", description=__doc__)
+    p = sub.add_parser("sim", help="simulated plant telemetry, live to a broker or to a log file",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_plant_options(p)
     add_broker_options(p, required=True)
-    p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
-    p.add_argument("--step", type=positive_float, default=1.0, help="simulated seconds per step")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--start", type=float, help="event time of the first step, Unix seconds (default: now)")
-    p.add_argument("--rack-every", type=int, default=1, help="each rack reports every N steps")
-    p.add_argument("--duration", type=positive_float, help="simulated seconds to run (default: forever)")
+    p.add_argument("--scenario", help=f"a name ({', '.join(list_scenarios())}) or a .toml path "
+                                      "(default: phase1 on --plant)")
+    p.add_argument("--out", help="write a telemetry log here instead of publishing (.gz: gzip)")
+    p.add_argument("--speed", type=positive_float, default=1.0, help="live: simulated seconds per wall second")
+    p.add_argument("--step", type=duration_arg, help="simulated time per step, e.g. 1s, 10s "
+                                                     "(default: 1s live, the scenario's with --out)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--start", type=start_arg, help="event time of the first step: ISO 8601 or Unix seconds "
+                                                   "(default: now live, the scenario's with --out)")
+    p.add_argument("--rack-every", type=int, default=1, help="each rack and CDU reports every N steps")
+    p.add_argument("--duration", type=duration_arg, help="simulated time to run, e.g. 14d, 6h, 30m "
+                                                         "(default: forever live, the scenario's with --out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar with --out")
     p.set_defaults(func=_cmd)
 
 
+def _scenario_and_plant(args: argparse.Namespace) -> tuple[Scenario, Plant]:
+    """The scenario (default phase1) and its plant (``--plant`` or TWIN_PLANT win over the scenario's)."""
+    if args.rack_every < 1:
+        raise ConfigError("--rack-every must be >= 1")
+    if args.scenario is None:
+        _, plant = settings_from_args(args)
+        scenario = load_scenario("phase1")
+    else:
+        scenario = load_scenario(args.scenario)
+        plant = load_plant(args.plant) if args.plant else load_plant(scenario.plant)
+    scenario.check_against(plant, f"scenario {scenario.name}")
+    return scenario, plant
+
+
 def _cmd(args: argparse.Namespace) -> int:
-    settings, plant = settings_from_args(args)
+    scenario, plant = _scenario_and_plant(args)
+    seed = scenario.seed if args.seed is None else args.seed
+    if args.out:
+        return _to_log(args, scenario, plant, seed)
+    settings, _ = settings_from_args(args)
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        sim = SimService(plant, seed=args.seed, start_ts=args.start, step_s=args.step, speed=args.speed,
-                         rack_every=args.rack_every)
+        sim = SimService(plant, seed=seed, start_ts=args.start, step_s=args.step or 1.0, speed=args.speed,
+                         rack_every=args.rack_every, scenario=scenario)
         async with make_bus(settings, url, "sim", plant.site.id) as bus:
             task = asyncio.create_task(sim.run(bus, duration_s=args.duration))
             rc = await _until(stop, task, None)
@@ -46,3 +110,22 @@ def _cmd(args: argparse.Namespace) -> int:
             return rc
 
     return run_until_stopped(main)
+
+
+def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: int) -> int:
+    start = scenario.start if args.start is None else args.start
+    step = args.step or scenario.step
+    duration = args.duration or scenario.duration
+    show = not args.no_progress and sys.stderr.isatty()
+    with Progress(TextColumn(f"[bold]{scenario.name}[/] → {args.out}"), BarColumn(),
+                  TextColumn("{task.fields[sim]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  disable=not show, transient=False) as bar:
+        task = bar.add_task("sim", total=duration, sim="")
+
+        def progress(done_s: float) -> None:
+            bar.update(task, completed=done_s, sim=f"{done_s / 86400:.2f} of {duration / 86400:.2f} days")
+
+        n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,
+                      scenario=scenario, rack_every=args.rack_every, progress=progress)
+    print(f"twin sim: {n:,} messages, {duration / step:,.0f} steps of {step:g} s, to {args.out}", file=sys.stderr)
+    return 0
