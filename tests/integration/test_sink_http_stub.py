@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from adapters.influx_http import InfluxHttpWriter
+from adapters.mqtt import Bus
+from tests.conftest import collect
+from tests.servers import MosquittoServer
 from twin.services.sink import SinkService
 from twin.sink_delivery import Rejected, Throttled, TooLarge, Unavailable
 
@@ -78,6 +82,13 @@ def stub_factory() -> Iterator[Callable[[Script], Stub]]:
         s.close()
 
 
+async def until(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return pred()
+
+
 LINES = [f"m,site=s v={i}i {1795300000000000000 + i}" for i in range(200)]
 
 
@@ -136,3 +147,45 @@ def test_503_and_500_back_off_and_retry_without_loss(stub_factory: Callable[[Scr
     gaps = [b[0] - a[0] for a, b in zip(stub.requests, stub.requests[1:4], strict=False)]
     assert all(g >= 0.05 for g in gaps)  # backoff: at least half the 0.1 s base between tries
     assert sink.last_error is None and sink.dropped == 0
+
+
+def test_a_full_spool_drops_the_oldest_raises_the_alarm_and_clears_it(
+        stub_factory: Callable[[Script], Stub], mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
+    down = {"v": True}
+    stub = stub_factory(lambda n, lines: (503, {}) if down["v"] else (204, {}))
+    batches = [[f"m,site=s v={b * 100 + i}i {1795300000000000000 + b * 100 + i}" for i in range(100)]
+               for b in range(40)]
+
+    async def main() -> tuple[SinkService, list[tuple[str, bytes]]]:
+        sink = SinkService(site, InfluxHttpWriter(stub.url, None, "o", "b"), spool_dir=tmp_path / "spool",
+                           spool_max_bytes=128 * 1024, flush_s=0.05, backoff_base_s=0.05, backoff_max_s=0.2)
+        assert sink.spool.segment_bytes == 64 * 1024
+        async with Bus(mosquitto.url, service="sink", site=site, subscriptions=[]) as sb:
+            alarms = asyncio.create_task(collect(mosquitto.port, f"stargate/{site}/twin/alarm/sink_spool_full",
+                                                 lambda ms: len(ms) >= 3, 30))
+            await asyncio.sleep(0.5)
+            task = asyncio.create_task(sink.run(sb))
+            for b in batches:  # 40 x ~4.5 KB spooled one batch at a time: the bound is crossed
+                sink.add(b)
+                await until(lambda: not sink.pending, 10)
+            assert sink.spool.dropped > 0
+            down["v"] = False
+            assert await until(lambda: not sink.backlog, 30)
+            got = await alarms
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return sink, got
+
+    sink, alarms = asyncio.run(main())
+    total = sum(len(b) for b in batches)
+    assert sink.dropped == sink.spool.dropped > 0
+    assert sink.written + sink.dropped == total
+    # the newest were kept: what reached the database is a contiguous tail of what was produced
+    want = [ln for b in batches for ln in b]
+    assert stub.accepted == want[total - len(stub.accepted):]
+    raised, cleared, empty = alarms[0], alarms[1], alarms[2]
+    a = json.loads(raised[1])
+    assert a["alarm_id"] == "sink_spool_full" and a["active"] is True and a["severity"] == "critical"
+    assert a["threshold"] == 128 * 1024
+    assert json.loads(cleared[1])["active"] is False and empty[1] == b""
+    assert sink.stats().points_dropped == sink.dropped and not sink.stats().spool_full
