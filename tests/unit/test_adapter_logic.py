@@ -87,8 +87,10 @@ def test_parse_exposition_reads_the_three_fields_with_labels() -> None:
                    GpuSample("n1", 0, "GPU-x", "util", 87.0)]
     bare = 'DCGM_FI_DEV_GPU_TEMP{gpu="2",UUID="GPU-y"} 50\n'
     assert parse_exposition(bare, "n9") == [GpuSample("n9", 2, "GPU-y", "temp_c", 50.0)]
+    with pytest.raises(ValueError, match="none of DCGM_FI_DEV_POWER_USAGE"):
+        parse_exposition("<html>this is { not prometheus</html>\n", "n1")
     with pytest.raises(ValueError):
-        parse_exposition("this is { not prometheus\n", "n1")
+        parse_exposition('DCGM_FI_DEV_GPU_TEMP{gpu="0" 50\n', "n1")
 
 
 def test_assembler_slots_missing_gpus_and_sentinels() -> None:
