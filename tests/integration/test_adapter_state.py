@@ -8,6 +8,9 @@ contract 1 MW. Expected figures, by hand:
 - feeders: import 12 + 11 kW -> facility_mw 0.023; available 0.6 + 0.5 -> 1.1 MW; headroom 1.0 - 0.023
 - CDUs: 0.1 L/s, 30 -> 40 C: 1000 * 4000 * 1e-4 * 10 = 4,000 W each -> heat_to_liquid_mw 0.016, capture 0.8
 - exchanger: 8 kW delivered, 2 kW heat pumps -> 0.008 and 0.002 MW
+
+Then one GPU leaves its exporter page (31 GPUs reporting, IT power held) and one exporter stops
+(its rack stale after stale_after_s, 27 GPUs reporting).
 """
 
 from __future__ import annotations
@@ -142,9 +145,16 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> No
             assert s["msgs_rejected"] == 0 and s["msgs_duplicate"] == 0
             assert not [a for a in s["stale"] if not a.startswith("ambient/")]  # no weather adapter here
 
+            # one GPU drops out of a page: reported missing (gpu_missing), its power held, not zeroed
+            del hosts[0].gpus[2]
+            ok = await lis.until(lambda g: any(b["gpus_reporting"] == 31 for _, b in g), timeout=30)
+            assert ok, f"the missing GPU never showed; last: {lis.got[-1:]}"
+            s = next(b for _, b in lis.got if b["gpus_reporting"] == 31)
+            assert s["it_mw"] == pytest.approx(0.020) and s["msgs_rejected"] == 0
+
             # an exporter goes down: its rack falls silent and the twin lists it stale
             hosts[-1].stop()
-            ok = await lis.until(lambda g: any("gpu/h2-d" in b["stale"] and b["gpus_reporting"] == 28
+            ok = await lis.until(lambda g: any("gpu/h2-d" in b["stale"] and b["gpus_reporting"] == 27
                                                for _, b in g), timeout=30)
             assert ok, f"h2-d never turned stale; last: {lis.got[-1:]}"
     finally:
