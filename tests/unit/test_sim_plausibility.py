@@ -73,7 +73,7 @@ def test_heat_to_liquid_is_85_to_95_percent_of_it(january: dict[str, np.ndarray]
                                                  july: dict[str, np.ndarray]) -> None:
     for week in (january, july):
         ratio = hourly(week["liq"], 60) / hourly(week["it"], 60)
-        assert 0.85 <= ratio.min() and ratio.max() <= 0.95, (ratio.min(), ratio.max())
+        assert ratio.min() >= 0.85 and ratio.max() <= 0.95, (ratio.min(), ratio.max())
         assert week["liq"].sum() / week["it"].sum() == pytest.approx(0.9, abs=0.01)
 
 
@@ -82,7 +82,7 @@ def test_pue_in_range_with_a_seasonal_difference(january: dict[str, np.ndarray],
     pue_jan = january["fac"] / january["it"]
     pue_jul = july["fac"] / july["it"]
     for pue in (pue_jan, pue_jul):
-        assert 1.05 <= pue.min() and pue.max() <= 1.25, (pue.min(), pue.max())
+        assert pue.min() >= 1.05 and pue.max() <= 1.25, (pue.min(), pue.max())
     # winter: heat pumps lift ~30 MW for the town; summer: ~5 MW, warmer air for the dry coolers
     assert pue_jan.mean() - pue_jul.mean() > 0.02
     assert january["hp"].mean() > 3 * july["hp"].mean()
