@@ -18,6 +18,7 @@ import orjson
 
 from adapters.mqtt import Bus
 from twin.contract import Alarm, DeadLetter, HallState, PlantState
+from twin.errors import ConfigError
 from twin.ingest import Decoder, Rejected
 from twin.plant import Plant
 from twin.plant_alarms import PlantAlarms
@@ -37,19 +38,25 @@ class StateService:
     name = "state"
 
     def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
-                 snapshot_path: Path | None = None, snapshot_every_s: float = 30.0) -> None:
+                 snapshot_path: Path | None = None, snapshot_every_s: float = 30.0,
+                 halls: list[str] | None = None) -> None:
         self.plant = plant
         self.topics = Topics(plant.site.id)
         self.decoder = Decoder(plant, max_payload_bytes)
         self.model = StateModel(plant)
         self.alarms = PlantAlarms(plant)
         self.clock = TickClock(tick_s)
+        unknown = sorted(set(halls or []) - set(plant.hall_ids))
+        if unknown:
+            raise ConfigError(f"--halls: {', '.join(unknown)} not in the plant (halls: {', '.join(plant.hall_ids)})")
+        self.halls = halls  # None: the whole plant; else only these halls' racks and CDUs
         self.snapshot_path = snapshot_path
         self.snapshot_every_s = snapshot_every_s
         self.restored: str | None = None  # why no snapshot was restored (None: restored)
         if snapshot_path is not None:
             self.restored = load_snapshot(snapshot_path, self.model, self.alarms)
             log.info("warm restart from %s" if self.restored is None else "%s", self.restored or snapshot_path)
+        self.last_event_ts: float | None = None
         self.latest: PlantState | None = None
         self.latest_halls: list[HallState] = []
         self.listeners: list[StateListener] = []
@@ -59,7 +66,13 @@ class StateService:
 
     @property
     def subscriptions(self) -> list[str]:
-        return self.topics.telemetry_filters
+        if self.halls is None:
+            return self.topics.telemetry_filters
+        t = self.topics
+        mine = set(self.halls)
+        cdus = [c for c, h in zip(self.plant.cdu_ids, self.plant.cdu_hall, strict=True)
+                if self.plant.hall_ids[h] in mine]
+        return [f"{t.root}/gpu/{h}/#" for h in self.halls] + [t.coolant(c) for c in cdus]
 
     # ------------------------------------------------------------ pure-ish core
 
@@ -70,6 +83,7 @@ class StateService:
             self.model.reject()
             self._dead_letter(topic, payload, d.reason, received_ts)
             return
+        self.last_event_ts = d.msg.ts
         due = self.clock.on_message(d.msg.ts)
         if due is not None:
             self.emit(due)

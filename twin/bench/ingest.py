@@ -1,0 +1,279 @@
+"""Ingest throughput and latency of the state service at plant scale, against a ceiling and a naive baseline.
+
+Starts its own Mosquitto and feeds full-plant rack telemetry (phase 1: 1,392 racks x
+72 GPUs, ~1.4 KB per message) from separate publisher processes as fast as the path
+takes it. Measured in the same run, each consumer in its own process(es):
+
+- ``ceiling``: a paho subscriber that only counts messages;
+- ``naive``: a paho subscriber that validates each message with the pydantic model and
+  updates per-GPU Python dicts, message by message;
+- ``twin_w1`` / ``twin_wN``: the state service as ``twin run state`` runs it (the Bus,
+  the fast decoder, the numpy state, event-time ticks with PlantState, alarms), with 1
+  and N worker processes, each owning a share of the halls (``--halls``).
+
+Then the latency: the plant at its real 1 Hz rate (every rack once per second, event
+time = publish wall time) into one state worker, publish-to-state latency p50/p99.
+GPU samples/s = rack messages/s x 72. Peak RSS is the largest worker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from twin.bench.servers import mosquitto_server
+
+__all__ = ["register", "run"]
+
+SITE = "narvik"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ticks", type=int, default=40, help="full-plant rounds of rack messages (default 40: 55,680)")
+    p.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="state workers for the scale-out run (default 2)")
+    p.add_argument("--latency-seconds", type=int, default=20, help="length of the 1 Hz latency run (default 20)")
+
+
+# ----------------------------------------------------------------------------- the parent
+
+
+def _messages(ticks: int, start_ts: float, now_ts: bool = False) -> list[list[tuple[str, bytes]]]:
+    """Rack messages per tick, from the simulator (one round per tick)."""
+    from sims.messages import FrameEncoder
+    from sims.plant_sim import PlantSim
+    from twin.plant import load_plant
+
+    plant = load_plant("phase1")
+    sim, enc = PlantSim(plant, seed=1, start_ts=start_ts), FrameEncoder(plant)
+    return [list(enc.racks(sim.step(start_ts + k))) for k in range(ticks)]
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "twin.bench.ingest", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _ready(p: subprocess.Popen[str]) -> None:
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"bench worker failed to start: {line}{p.stderr.read() if p.stderr else ''}")
+
+
+def _result(p: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench worker failed: {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int) -> dict[str, Any]:
+    from twin.plant import load_plant
+
+    halls = load_plant("phase1").hall_ids
+    shares = [halls[w::workers] for w in range(workers)] if workers > 1 else [halls]
+    expects = [expect * len(s) // len(halls) for s in shares]
+    consumers = [_spawn("consume", mode, str(port), str(n), ",".join(s)) for s, n in zip(shares, expects, strict=True)]
+    for c in consumers:
+        _ready(c)
+    pubs = [_spawn("publish", str(port), str(f)) for f in files]
+    for p in pubs:
+        _result(p, 600)
+    res = [_result(c, 600) for c in consumers]
+    got = sum(r["count"] for r in res)
+    t0, t1 = min(r["first"] for r in res), max(r["last"] for r in res)
+    rate = got / (t1 - t0) if t1 > t0 else 0.0
+    return {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": got,
+            "expected": expect, "peak_rss_mb": max(r["rss_mb"] for r in res)}
+
+
+def _latency(port: int, seconds: int) -> dict[str, Any]:
+    c = _spawn("consume", "latency", str(port), str(seconds * 1392), "")
+    _ready(c)
+    p = _spawn("pace", str(port), str(seconds))
+    _result(p, seconds + 120)
+    r = _result(c, 120)
+    return {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
+            "expected": seconds * 1392, "peak_rss_mb": r["rss_mb"]}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    ticks = _messages(args.ticks, 1_795_300_000.0)
+    total = sum(len(t) for t in ticks)
+    out: dict[str, Any] = {"plant": "phase1", "gpus": 100_224, "rack_messages": total,
+                           "publishers": args.publishers, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="twin-bench-ingest-") as tmp, mosquitto_server(Path(tmp)) as port:
+        files = []
+        for k in range(args.publishers):  # each publisher owns whole racks, so per-topic order holds
+            part = [(t, pl) for tick in ticks for i, (t, pl) in enumerate(tick) if i % args.publishers == k]
+            f = Path(tmp) / f"pub{k}.pickle"
+            f.write_bytes(pickle.dumps(part))
+            files.append(f)
+        out["ceiling"] = _measure(port, "count", files, total, 1)
+        out["naive"] = _measure(port, "naive", files, total, 1)
+        out["twin_w1"] = _measure(port, "twin", files, total, 1)
+        if args.workers > 1:
+            out[f"twin_w{args.workers}"] = _measure(port, "twin", files, total, args.workers)
+        out["latency_1hz"] = _latency(port, args.latency_seconds)
+    best = max(v["gpu_samples_per_s"] for k, v in out.items() if k.startswith("twin_w"))
+    out["twin_best_gpu_samples_per_s"] = best
+    out["vs_ceiling"] = round(best / out["ceiling"]["gpu_samples_per_s"], 2)
+    out["vs_naive"] = round(best / max(out["naive"]["gpu_samples_per_s"], 1), 2)
+    out["headroom_vs_plant_1hz"] = round(best / 100_224, 2)
+    out["required"] = {"gpu_samples_per_s": 300_000, "p99_ms": 100, "rss_mb": 400}
+    return out
+
+
+# ----------------------------------------------------------------------------- the workers
+
+
+def _rss_mb() -> float:
+    """Peak resident memory of this process, MB (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _publish(port: int, path: Path) -> None:
+    from adapters.mqtt import parse_broker_url
+    from adapters.mqtt_publisher import FastPublisher
+
+    msgs: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
+    with FastPublisher(parse_broker_url(f"mqtt://127.0.0.1:{port}"), window=2000) as pub:
+        for topic, payload in msgs:
+            pub.publish(topic, payload, 1, False, batch=True)
+        pub.flush(600)
+    print(json.dumps({"sent": len(msgs)}))
+
+
+def _pace(port: int, seconds: int) -> None:
+    """The plant at 1 Hz: every rack once a second, spread over the second, ts = publish time."""
+    from adapters.mqtt import parse_broker_url
+    from adapters.mqtt_publisher import FastPublisher
+
+    start = time.time() + 1.0
+    rounds = _messages(1, start)[0]
+    with FastPublisher(parse_broker_url(f"mqtt://127.0.0.1:{port}"), window=2000) as pub:
+        n = len(rounds)
+        for k in range(seconds):
+            for i, (topic, payload) in enumerate(rounds):
+                due = start + k + i / n
+                delay = due - time.time()
+                if delay > 0.002:
+                    pub.idle(delay)
+                msg = json.loads(payload)
+                msg["ts"], msg["seq"] = time.time(), k
+                pub.publish(topic, json.dumps(msg).encode(), 1, False)
+        pub.flush(60)
+    print(json.dumps({"sent": seconds * len(rounds)}))
+
+
+def _consume_paho(port: int, mode: str, expect: int) -> None:
+    import paho.mqtt.client as mqtt
+
+    from twin.contract import GpuRackTelemetry
+
+    state: dict[str, Any] = {"count": 0, "first": 0.0, "last": 0.0}
+    gpus: dict[tuple[str, int], tuple[float, float, float]] = {}
+    rack_power: dict[str, float] = {}
+    total = [0.0]
+
+    def on_message(client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        if state["count"] == 0:
+            state["first"] = now
+        if mode == "naive":
+            msg = GpuRackTelemetry.model_validate_json(m.payload)
+            rack = m.topic.rsplit("/", 1)[-1]
+            for g, (p, u, t) in enumerate(zip(msg.gpu_power_w, msg.gpu_util, msg.gpu_temp_c, strict=True)):
+                gpus[(rack, g)] = (p, u, t)
+            power = sum(msg.gpu_power_w) + msg.aux_power_w
+            total[0] += power - rack_power.get(rack, 0.0)
+            rack_power[rack] = power
+        state["count"] += 1
+        state["last"] = now
+        if state["count"] >= expect:
+            client.disconnect()
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        client.subscribe(f"stargate/{SITE}/gpu/#", qos=1)
+
+    def on_subscribe(*a: Any) -> None:
+        print("ready", flush=True)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_message, c.on_connect, c.on_subscribe = on_message, on_connect, on_subscribe
+    c.connect("127.0.0.1", port)
+    c.loop_forever()
+    print(json.dumps({**state, "rss_mb": _rss_mb()}))
+
+
+def _consume_twin(port: int, mode: str, expect: int, halls: list[str]) -> None:
+    import asyncio
+
+    import numpy as np
+
+    from adapters.mqtt import Bus
+    from twin.plant import load_plant
+    from twin.services.state import StateService
+
+    plant = load_plant("phase1")
+
+    async def main() -> dict[str, Any]:
+        service = StateService(plant, halls=halls or None)
+        lat: list[float] = []
+        first = last = 0.0
+        async with Bus(f"mqtt://127.0.0.1:{port}", service=f"bench-{os.getpid()}", site=SITE,
+                       subscriptions=service.subscriptions, health=False) as bus:
+            print("ready", flush=True)
+            q = bus.queue
+            n = 0
+            while n < expect:
+                m = await q.get()
+                now = time.perf_counter()
+                if n == 0:
+                    first = now
+                payload = bytes(m.payload)  # type: ignore[arg-type]
+                service.handle(m.topic.value, payload, time.time())
+                if mode == "latency":
+                    lat.append(time.time() - service.last_event_ts)  # type: ignore[operator]
+                n += 1
+                last = now
+        out: dict[str, Any] = {"count": n, "first": first, "last": last, "rss_mb": _rss_mb(),
+                               "states": service.model.counters.msgs_in}
+        if lat:
+            a = np.array(lat) * 1000
+            out |= {"p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
+                    "max_ms": round(float(a.max()), 2)}
+        return out
+
+    print(json.dumps(asyncio.run(main())))
+
+
+def _worker(argv: list[str]) -> None:
+    role = argv[0]
+    if role == "publish":
+        _publish(int(argv[1]), Path(argv[2]))
+    elif role == "pace":
+        _pace(int(argv[1]), int(argv[2]))
+    elif role == "consume":
+        mode, port, expect, halls = argv[1], int(argv[2]), int(argv[3]), argv[4]
+        if mode in ("count", "naive"):
+            _consume_paho(port, mode, expect)
+        else:
+            _consume_twin(port, mode, expect, [h for h in halls.split(",") if h])
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])
