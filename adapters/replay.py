@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,8 @@ from adapters.telemetry_log import LogError, LogReader, LogRecord
 __all__ = ["ReplayOptions", "ReplayStats", "Replayer", "first_t", "is_twin_output"]
 
 log = logging.getLogger("twin.replay")
+
+_NUMBER_END = re.compile(rb"[,}\]]")
 
 OnError = Literal["skip", "stop"]
 
@@ -87,6 +90,30 @@ class ReplayStats:
         return self.published / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+def _replace_value(text: bytes | None, key: bytes, new: bytes) -> bytes | None:
+    """``text`` with the value of ``"key":`` (a number, or a string without escapes) replaced by ``new``.
+
+    None when ``text`` is None or the key does not occur exactly once, so that the caller
+    encodes the value again instead.
+    """
+    if text is None:
+        return None
+    pat = b'"' + key + b'":'
+    i = text.find(pat)
+    if i < 0 or text.find(pat, i + 1) >= 0:
+        return None
+    j = i + len(pat)
+    if text[j:j + 1] == b'"':
+        k = text.find(b'"', j + 1)
+        if k < 0 or b"\\" in text[j:k]:
+            return None
+        k += 1
+    else:
+        m = _NUMBER_END.search(text, j)
+        k = m.start() if m else len(text)
+    return text[:j] + new + text[k:]
+
+
 class Replayer:
     """Replays ``paths`` (in the given order) with ``options`` through a publisher."""
 
@@ -118,18 +145,25 @@ class Replayer:
         return topic
 
     def transform(self, rec: LogRecord) -> tuple[str, bytes]:
-        """The topic and payload bytes to publish for one record."""
+        """The topic and payload bytes to publish for one record.
+
+        The payload's bytes from the log are edited in place where they can be (a key
+        that occurs once); otherwise the changed JSON value is encoded again.
+        """
         topic = self.topic_for(rec.topic)
         if rec.raw is not None:
             return topic, rec.raw
         payload: Any = rec.payload
+        text = rec.text
         if isinstance(payload, dict):
-            if not self.options.keep_source and "source" in payload:
+            if not self.options.keep_source and "source" in payload and payload["source"] != "replay":
                 payload["source"] = "replay"
+                text = _replace_value(text, b"source", b'"replay"')
             shift = self.shift + self._loop_offset
             ts = payload.get("ts")
             if shift and isinstance(ts, int | float) and not isinstance(ts, bool):
                 payload["ts"] = round(ts + shift, 6)
+                text = _replace_value(text, b"ts", orjson.dumps(payload["ts"]))
             seq = payload.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool):
                 if seq > self._seq_max.get(topic, -1):
@@ -137,7 +171,8 @@ class Replayer:
                 off = self._seq_offset.get(topic)
                 if off:
                     payload["seq"] = seq + off
-        return topic, orjson.dumps(payload)
+                    text = _replace_value(text, b"seq", str(seq + off).encode())
+        return topic, text if text is not None else orjson.dumps(payload)
 
     def _next_loop(self, span: float) -> None:
         """Later passes continue event time and ``seq`` where the previous pass ended."""

@@ -68,6 +68,9 @@ class LogRecord:
     payload: Any
     raw: bytes | None = None
     line: int = 0
+    #: The payload's compact JSON exactly as in the line, when the line is in the writer's own layout
+    #: (compact, ``payload`` last): lets a replay skip re-encoding. None otherwise.
+    text: bytes | None = None
 
     @property
     def is_json(self) -> bool:
@@ -75,7 +78,9 @@ class LogRecord:
 
     def payload_bytes(self) -> bytes:
         """What goes on the wire: the JSON value as compact JSON, or the raw bytes."""
-        return self.raw if self.raw is not None else orjson.dumps(self.payload)
+        if self.raw is not None:
+            return self.raw
+        return self.text if self.text is not None else orjson.dumps(self.payload)
 
 
 # ------------------------------------------------------------------ lines
@@ -123,7 +128,26 @@ def decode_line(data: bytes, line: int = 0) -> LogRecord | str:
         except (binascii.Error, ValueError) as e:
             return f"'payload_b64' is not valid base64 ({e})"
         return LogRecord(float(t), topic, qos, retain, None, raw, line)
-    return LogRecord(float(t), topic, qos, retain, payload, None, line)
+    return LogRecord(float(t), topic, qos, retain, payload, None, line, _payload_text(data, d))
+
+
+_CANONICAL_KEYS = ["t", "topic", "qos", "retain", "payload"]
+
+
+def _payload_text(data: bytes, d: dict[str, Any]) -> bytes | None:
+    """The payload's bytes in a line laid out as :func:`encode_line` writes it, else None.
+
+    Compact (``{"t":`` then a digit) and the keys in the writer's order with ``payload``
+    last: then the first ``,"payload":`` is the key (a JSON string cannot hold an
+    unescaped quote) and the payload runs to the line's closing brace.
+    """
+    if not (data.startswith(b'{"t":') and data[5:6].isdigit()) or list(d) != _CANONICAL_KEYS:
+        return None
+    i = data.find(b',"payload":')
+    end = data.rstrip(b"\r\n ")
+    if i < 0 or not end.endswith(b"}"):
+        return None
+    return end[i + 11:-1]
 
 
 # ------------------------------------------------------------------ writing

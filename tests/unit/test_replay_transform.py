@@ -50,3 +50,34 @@ def test_time_and_topic_filters() -> None:
     r = Replayer([], ReplayOptions(start=100.0, end=200.0, topics=["stargate/+/hydro/#"]))
     assert r.selected(rec(t=100.0)) and not r.selected(rec(t=99.9)) and not r.selected(rec(t=200.0))
     assert not r.selected(rec(topic="stargate/narvik/ambient/ws1", t=150.0))
+
+
+def test_edited_log_bytes_equal_the_re_encoded_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The fast path (editing the payload bytes of the line) gives exactly what encoding the changed value gives."""
+    from adapters.telemetry_log import LogReader, TelemetryLogWriter
+
+    path = tmp_path / "x.jsonl"
+    payloads = [
+        {"ts": 1795300000.1, "seq": 7, "source": "sim", "gpu_power_w": [1.5, 2e-05, 3.0], "aux_power_w": 10.0},
+        {"ts": 1795300001, "seq": 8, "source": "adapter/dcgm", "nested": {"ts": 5, "source": "x"}},
+        {"seq": 9, "source": "replay", "v": "a \"quoted\" text"},
+        [1, 2, 3],
+    ]
+    with TelemetryLogWriter(path) as w:
+        for i, p in enumerate(payloads):
+            w.write(100.0 + i, "stargate/narvik/hydro/fa", orjson.dumps(p))
+    recs = [r for r in LogReader(path) if isinstance(r, LogRecord)]
+    assert all(r.text is not None for r in recs)
+    r = Replayer([], ReplayOptions())
+    r.shift = 1000.0
+    r._seq_offset["stargate/narvik/hydro/fa"] = 100
+    for rec in recs:
+        want = rec.payload
+        if isinstance(want, dict):
+            want = dict(want, source="replay")
+            if "ts" in want:
+                want["ts"] = round(want["ts"] + 1000.0, 6)
+            want["seq"] += 100
+        assert r.transform(rec)[1] == orjson.dumps(want)
+    foreign = LogRecord(1.0, "a/b", 1, False, {"ts": 1.0, "source": "sim"}, text=None)
+    assert orjson.loads(r.transform(foreign)[1]) == {"ts": 1001.0, "source": "replay"}
