@@ -216,8 +216,9 @@ class MeterServer:
 
     NS_URI = "urn:stargate:test-meters"
 
-    def __init__(self, initial: dict[str, float | bool]) -> None:
+    def __init__(self, initial: dict[str, float | bool], users: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.users = users  # None: anonymous; else user name -> password, anonymous refused
         self.values = dict(initial)
         self.server: object | None = None
         self.vars: dict[str, object] = {}
@@ -229,10 +230,22 @@ class MeterServer:
     async def start(self) -> MeterServer:
         from asyncua import Server, ua
 
-        server = Server()
+        users = self.users
+
+        class Passwords:
+            def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                         certificate: Any = None) -> Any:
+                from asyncua.crypto.permission_rules import User, UserRole
+
+                ok = users is not None and username in users and users[username] == password
+                return User(role=UserRole.User, name=username) if ok else None
+
+        server = Server(user_manager=Passwords()) if users is not None else Server()  # type: ignore[arg-type]
         await server.init()
         server.set_endpoint(self.url)
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if users is not None:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
         ns = await server.register_namespace(self.NS_URI)
         assert ns == 2, ns
         obj = await server.nodes.objects.add_object(ua.NodeId("Meters", ns), "Meters")

@@ -149,6 +149,37 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> No
         await meters.stop()
 
 
+def test_user_and_password_from_config_and_environment(mosquitto: MosquittoServer, site: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(_login(mosquitto, site, tmp_path, monkeypatch))
+
+
+async def _login(mosquitto: MosquittoServer, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    meters = await MeterServer(INITIAL, users={"twin": "s3cret"}).start()
+    try:
+        p = write_config(tmp_path / "opcua.toml", site, meters.url)
+        p.write_text(p.read_text().replace('name = "meters-test"', 'name = "meters-test"\nusername = "twin"\n'
+                                                                   'password_env = "TEST_OPCUA_PW"'))
+        cfg = load_adapter_config(p, OpcuaConfig)
+        monkeypatch.delenv("TEST_OPCUA_PW", raising=False)
+        with pytest.raises(ConfigError, match=r"OPC UA user 'twin' needs its password in \$TEST_OPCUA_PW"):
+            OpcuaAdapter(cfg)
+        th = f"stargate/{site}/hydro/fa"
+        status = f"stargate/{site}/twin/health/adapter-meters-test/status"
+        async with Listener(mosquitto.port, f"stargate/{site}/#") as lis:
+            monkeypatch.setenv("TEST_OPCUA_PW", "wrong")
+            async with run_adapter(OpcuaAdapter(cfg), mosquitto.url, site):
+                assert await lis.until(lambda g: any(t == status and meters.url in b.get("failing", {})
+                                                     for t, b in g))
+            assert lis.on(th) == []  # refused login: nothing published
+            monkeypatch.setenv("TEST_OPCUA_PW", "s3cret")
+            async with run_adapter(OpcuaAdapter(cfg), mosquitto.url, site):
+                assert await lis.until(lambda g: bool(lis.on(th)))
+            assert lis.on(th)[0]["import_mw"] == pytest.approx(15.0)
+    finally:
+        await meters.stop()
+
+
 def test_node_map_errors_are_one_line(tmp_path: Path) -> None:
     p = write_config(tmp_path / "o.toml", "s", "opc.tcp://127.0.0.1:4840/")
     p.write_text(p.read_text().replace('field = "heat_pump_kw"', 'field = "heat_pump_mw"'))
