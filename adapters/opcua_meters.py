@@ -85,6 +85,8 @@ class OpcuaConfig(AdapterConfig):
     certificate: Path | None = Field(default=None, description="client certificate (DER or PEM)")
     private_key: Path | None = None
     server_certificate: Path | None = None
+    application_uri: str = Field(default="urn:stargate-twin:adapter:opcua",
+                                 description="client application URI: the one in the client certificate")
     username: str | None = None
     password_env: str = Field(default="TWIN_OPCUA_PASSWORD", description="environment variable with the password")
     nodes: list[NodeMap] = Field(min_length=1)
@@ -212,6 +214,7 @@ class OpcuaAdapter:
 
     async def _configure(self, client: Any) -> None:
         c = self.cfg
+        client.application_uri = c.application_uri
         if c.security_mode != "None":
             parts = [c.security_policy, c.security_mode, str(c.certificate), str(c.private_key)]
             if c.server_certificate:

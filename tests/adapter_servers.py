@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -27,7 +28,19 @@ from adapters.modbus_cdu import DataType, encode_value
 from adapters.mqtt import Bus
 from tests.servers import free_port
 
-__all__ = ["CduServer", "ExporterServer", "Gpu", "Listener", "MeterServer", "exporter_page", "run_adapter"]
+__all__ = ["CduServer", "ExporterServer", "Gpu", "Listener", "MeterServer", "exporter_page", "make_certificate",
+           "run_adapter"]
+
+
+async def make_certificate(directory: Path, name: str, app_uri: str, server: bool) -> tuple[Path, Path]:
+    """A self-signed OPC UA application certificate (DER) and its key (PEM), made with asyncua's helper."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    cert, key = directory / f"{name}-cert.der", directory / f"{name}-key.pem"
+    use = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+    await setup_self_signed_certificate(key, cert, app_uri, "127.0.0.1", use, {"commonName": name})
+    return cert, key
 
 
 @contextlib.asynccontextmanager
@@ -216,8 +229,10 @@ class MeterServer:
 
     NS_URI = "urn:stargate:test-meters"
 
-    def __init__(self, initial: dict[str, float | bool], users: dict[str, str] | None = None) -> None:
+    def __init__(self, initial: dict[str, float | bool], users: dict[str, str] | None = None,
+                 secure: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.secure = secure  # (certificate, key): Basic256Sha256 SignAndEncrypt only
         self.users = users  # None: anonymous; else user name -> password, anonymous refused
         self.values = dict(initial)
         self.server: object | None = None
@@ -243,7 +258,12 @@ class MeterServer:
         server = Server(user_manager=Passwords()) if users is not None else Server()  # type: ignore[arg-type]
         await server.init()
         server.set_endpoint(self.url)
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.secure is not None:
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            await server.load_certificate(str(self.secure[0]))
+            await server.load_private_key(str(self.secure[1]))
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         if users is not None:
             server.set_identity_tokens([ua.UserNameIdentityToken])
         ns = await server.register_namespace(self.NS_URI)

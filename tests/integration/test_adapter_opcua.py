@@ -9,7 +9,7 @@ import pytest
 
 from adapters.adapter_base import load_adapter_config
 from adapters.opcua_meters import OpcuaAdapter, OpcuaConfig
-from tests.adapter_servers import Listener, MeterServer, run_adapter
+from tests.adapter_servers import Listener, MeterServer, make_certificate, run_adapter
 from tests.servers import MosquittoServer
 from twin.errors import ConfigError
 
@@ -176,6 +176,38 @@ async def _login(mosquitto: MosquittoServer, site: str, tmp_path: Path, monkeypa
             async with run_adapter(OpcuaAdapter(cfg), mosquitto.url, site):
                 assert await lis.until(lambda g: bool(lis.on(th)))
             assert lis.on(th)[0]["import_mw"] == pytest.approx(15.0)
+    finally:
+        await meters.stop()
+
+
+def test_sign_and_encrypt_with_client_certificate(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
+    asyncio.run(_secure(mosquitto, site, tmp_path))
+
+
+async def _secure(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
+    server_cert = await make_certificate(tmp_path, "server", "urn:stargate:test-meters", server=True)
+    client_cert, client_key = await make_certificate(tmp_path, "client", "urn:stargate-twin:adapter:opcua",
+                                                     server=False)
+    meters = await MeterServer(INITIAL, secure=server_cert).start()
+    try:
+        p = write_config(tmp_path / "opcua.toml", site, meters.url)
+        plain = load_adapter_config(p, OpcuaConfig)
+        p.write_text(p.read_text().replace('name = "meters-test"', f'''name = "meters-test"
+security_policy = "Basic256Sha256"
+security_mode = "SignAndEncrypt"
+certificate = "{client_cert}"
+private_key = "{client_key}"'''))
+        secure = load_adapter_config(p, OpcuaConfig)
+        th = f"stargate/{site}/hydro/fa"
+        status = f"stargate/{site}/twin/health/adapter-meters-test/status"
+        async with Listener(mosquitto.port, f"stargate/{site}/#") as lis:
+            async with run_adapter(OpcuaAdapter(plain), mosquitto.url, site):  # no security: refused
+                assert await lis.until(lambda g: any(t == status and meters.url in b.get("failing", {})
+                                                     for t, b in g))
+            assert lis.on(th) == []
+            async with run_adapter(OpcuaAdapter(secure), mosquitto.url, site):
+                assert await lis.until(lambda g: bool(lis.on(th)))
+            assert lis.on(th)[0]["available_mw"] == 0.5
     finally:
         await meters.stop()
 
