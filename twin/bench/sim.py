@@ -1,0 +1,109 @@
+"""Simulator speed: simulated seconds per wall second for the full plant at 1 s steps, and peak RSS.
+
+Measured in the same run, each against real time (1.0 = real time):
+
+- ``step``: the step functions alone (``PlantSim.step``), no messages;
+- ``step_encode``: steps plus every contract message encoded (1,629 per step for phase 1);
+- ``publish_max``: steps, encoding and QoS 1 publishing to a real Mosquitto that the benchmark
+  starts itself, as fast as the broker acknowledges;
+- ``live_1x``: a live run at ``--speed 1`` for ``--live-seconds``: the process's CPU time per wall
+  second (``cpu_cores``; under 1.0 means it publishes the full plant at 1x on less than one core).
+
+Targets: ``step`` >= 1,000x real time; ``live_1x.cpu_cores`` < 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from adapters.mqtt import Bus
+from sims.messages import FrameEncoder
+from sims.plant_sim import PlantSim
+from twin.bench.servers import mosquitto_server
+from twin.plant import load_plant
+from twin.services.sim import SimService
+
+__all__ = ["register", "run"]
+
+TARGET_X = 1000.0
+START = 1_768_176_000.0  # 2026-01-12, a January Monday
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plant", default="phase1", help="plant (default phase1)")
+    p.add_argument("--steps", type=int, default=600, help="1 s steps for the step and encode figures")
+    p.add_argument("--publish-steps", type=int, default=30, help="1 s steps published at full speed")
+    p.add_argument("--live-seconds", type=float, default=10.0, help="length of the live 1x run, s")
+    p.add_argument("--no-broker", action="store_true", help="skip the Mosquitto figures")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    plant = load_plant(args.plant)
+    out: dict[str, Any] = {"plant": args.plant, "racks": plant.n_racks, "gpus": plant.gpus_total,
+                           "step_s": 1.0}
+    rss0 = _rss_mb()
+
+    sim = PlantSim(plant, seed=0, start_ts=START)
+    sim.step(START)
+    t0 = time.perf_counter()
+    for k in range(1, args.steps + 1):
+        sim.step(START + k)
+    wall = time.perf_counter() - t0
+    out["step_x_real_time"] = round(args.steps / wall, 1)
+    out["step_ms"] = round(wall / args.steps * 1e3, 3)
+    out["step_rss_mb"] = round(_rss_mb(), 1)
+
+    enc = FrameEncoder(plant)
+    n_enc = max(args.steps // 10, 10)
+    msgs = 0
+    t0 = time.perf_counter()
+    for k in range(n_enc):
+        msgs += sum(1 for _ in enc.all(sim.step(START + args.steps + 1 + k)))
+    wall = time.perf_counter() - t0
+    out["messages_per_step"] = msgs // n_enc
+    out["step_encode_x_real_time"] = round(n_enc / wall, 2)
+    out["encode_ms"] = round(wall / n_enc * 1e3 - out["step_ms"], 3)
+
+    if not args.no_broker:
+        with tempfile.TemporaryDirectory(prefix="twin-bench-sim-") as tmp, mosquitto_server(Path(tmp)) as port:
+            out.update(asyncio.run(_publish(plant, f"mqtt://127.0.0.1:{port}", args)))
+    out["peak_rss_mb"] = round(_rss_mb(), 1)
+    out["rss_at_start_mb"] = round(rss0, 1)
+    out["target_step_x_real_time"] = TARGET_X
+    out["meets_step_target"] = out["step_x_real_time"] >= TARGET_X
+    if "live_1x_cpu_cores" in out:
+        out["meets_live_target"] = out["live_1x_cpu_cores"] < 1.0 and out["live_1x_behind_s"] < 2.0
+    return out
+
+
+async def _publish(plant: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    async with Bus(url, service="bench-sim", site=plant.site.id, health=False) as bus:
+        svc = SimService(plant, seed=0, start_ts=START, step_s=1.0)
+        svc.messages_for_step(0, START)
+        t0 = time.perf_counter()
+        n = 0
+        for k in range(1, args.publish_steps + 1):
+            n += await bus.publish_many(svc.messages_for_step(k, START + k), qos=1)
+        wall = time.perf_counter() - t0
+        res["publish_max_x_real_time"] = round(args.publish_steps / wall, 2)
+        res["publish_max_msgs_per_s"] = round(n / wall)
+        live = SimService(plant, seed=0, start_ts=START, step_s=1.0, speed=1.0)
+        c0, w0 = time.process_time(), time.perf_counter()
+        await live.run(bus, duration_s=args.live_seconds)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        res["live_1x_seconds"] = round(wall, 2)
+        res["live_1x_messages"] = live.published
+        res["live_1x_cpu_cores"] = round(cpu / wall, 3)
+        res["live_1x_behind_s"] = round(live.behind_s, 3)
+    return res
