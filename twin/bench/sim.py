@@ -1,6 +1,9 @@
 """Simulator speed: simulated seconds per wall second for the full plant at 1 s steps, and peak RSS.
 
-Measured in the same run, each against real time (1.0 = real time):
+Measured in the same run, each against real time (1.0 = real time), and the step against a
+baseline of the same run (``baseline_gpu_update_ms``: one bare numpy update of every GPU's
+temperature, the least any full-plant step must do; ``step_vs_baseline`` is how many of those a
+whole plant step costs):
 
 - ``step``: the step functions alone (``PlantSim.step``), no messages;
 - ``step_encode``: steps plus every contract message encoded (1,629 per step for phase 1);
@@ -21,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from adapters.mqtt import Bus
 from sims.messages import FrameEncoder
@@ -53,6 +58,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "step_s": 1.0}
     rss0 = _rss_mb()
 
+    # baseline, same run: one bare first-order update of every GPU's temperature (float32, numpy)
+    shape = (plant.n_racks, plant.rack.gpus)
+    t_gpu, p_gpu = np.full(shape, 60.0, np.float32), np.full(shape, 1000.0, np.float32)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        t_gpu = t_gpu * np.float32(0.8) + p_gpu * np.float32(0.006)
+    base = (time.perf_counter() - t0) / args.steps
+    out["baseline_gpu_update_ms"] = round(base * 1e3, 3)
+
     sim = PlantSim(plant, seed=0, start_ts=START)
     sim.step(START)
     t0 = time.perf_counter()
@@ -61,6 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     out["step_x_real_time"] = round(args.steps / wall, 1)
     out["step_ms"] = round(wall / args.steps * 1e3, 3)
+    out["step_vs_baseline"] = round(wall / args.steps / base, 2)
     out["step_rss_mb"] = round(_rss_mb(), 1)
 
     enc = FrameEncoder(plant)
