@@ -143,11 +143,14 @@ class ExporterServer:
         self.hostname = hostname
         self.gpus = gpus
         self.requests = 0
+        self.delay_s = 0.0  # > 0: answer that late (an endpoint that accepts but does not answer in time)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 if self.path != "/metrics":
                     self.send_error(404)
                     return

@@ -102,6 +102,14 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path, hosts
             assert miss["gpu_power_w"] == [500.5, 600.0, 700.0, 800.0]
             assert miss["gpu_util"][1] == 0.6
 
+            # n2 answers too late (timeout): its GPUs are missing, n1's still arrive in the same round
+            hosts["n2"].delay_s = 2.0
+            assert await lis.until(lambda g: any(m.get("gpu_missing") == [1, 2, 3] for m in lis.on(r1)))
+            assert await lis.until(lambda g: any(isinstance(b, dict) and "Timeout" in b.get("failing", {})
+                                                 .get(hosts["n2"].url, "") for t, b in g if t == status))
+            hosts["n2"].delay_s = 0.0
+            assert await lis.until(lambda g: lis.on(r1)[-1].get("gpu_missing") == [1])
+
             # n3 stops answering: h1-r002 gets no message (stale in the twin), the status names the endpoint
             down_url = hosts["n3"].url
             hosts["n3"].stop()

@@ -34,7 +34,7 @@ pump_kw = { address = 106, register = "input", type = "uint16", scale = 0.1, uni
 
 
 def write_config(path: Path, site: str, a: CduServer, b: CduServer, ids: tuple[str, str] = ("h1-cdu01", "h1-cdu02"),
-                 interval: float = 0.3) -> Path:
+                 interval: float = 0.3, extra: str = "") -> Path:
     path.write_text(f"""
 site = "{site}"
 name = "cdu-test"
@@ -54,7 +54,7 @@ host = "127.0.0.1"
 port = {b.port}
 unit_id = {b.unit}
 model = "xdu-b"
-""")
+{extra}""")
     return path
 
 
@@ -84,7 +84,9 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> No
     try:
         load_a(a)
         load_b(b)
-        cfg = load_adapter_config(write_config(tmp_path / "cdu.toml", site, a, b), ModbusConfig)
+        # a third CDU addressed with a unit id the device does not have: Modbus exceptions, for it alone
+        wrong_unit = f'[[cdus]]\nid = "h2-c1"\nhost = "127.0.0.1"\nport = {a.port}\nunit_id = 9\nmodel = "xdu-a"\n'
+        cfg = load_adapter_config(write_config(tmp_path / "cdu.toml", site, a, b, extra=wrong_unit), ModbusConfig)
         ta, tb = f"stargate/{site}/coolant/h1-cdu01", f"stargate/{site}/coolant/h1-cdu02"
         status = f"stargate/{site}/twin/health/adapter-cdu-test/status"
         async with Listener(mosquitto.port, f"stargate/{site}/#") as lis, \
@@ -99,6 +101,11 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> No
             assert mb["flow_lps"] == pytest.approx(10.0)  # 36 m3/h
             assert mb["pump_kw"] == pytest.approx(2.5)
             assert ma["source"] == "adapter/cdu-test" and [m["seq"] for m in lis.on(ta)[:2]] == [0, 1]
+            assert await lis.until(lambda g: any(t == status and "h2-c1" in b.get("failing", {}) for t, b in g))
+            wrong = next(b for t, b in lis.got if t == status and "h2-c1" in b.get("failing", {}))
+            assert "ModbusException" in wrong["failing"]["h2-c1"] and "unit 9" in wrong["failing"]["h2-c1"]
+            assert wrong["devices_total"] == 3
+            assert lis.on(f"stargate/{site}/coolant/h2-c1") == []
 
             # an out-of-range reading (a failed sensor's 0x7FFF = 3276.7 C) is refused for that CDU only
             a.set("holding", 0, 0x7FFF, "int16")
