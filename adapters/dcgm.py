@@ -307,6 +307,11 @@ class DcgmAdapter:
                 self.health.notes[rep.rack] = f"gpu_missing {rep.missing}"
             else:
                 self.health.notes.pop(rep.rack, None)
+        if self.assembler.unmapped:
+            self.health.notes["unmapped"] = (f"{self.assembler.unmapped} samples from hosts or GPUs the mapping "
+                                             f"does not place (check [[hosts]] hostname and slots)")
+        else:
+            self.health.notes.pop("unmapped", None)
         for rack in self.assembler.racks:
             if rack not in reported:
                 self.health.notes[rack] = "no GPU of the rack in this scrape: no message (stale in the twin)"

@@ -93,6 +93,8 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path, hosts
             assert {m["source"] for m in lis.on(r1) + lis.on(r2)} == {"adapter/dcgm-test"}
             assert [m["seq"] for m in lis.on(r1)][:2] == [0, 1] and [m["seq"] for m in lis.on(r2)][:2] == [0, 1]
             assert health in {t for t, b in lis.got if b == "online"}
+            first = next(b for t, b in lis.got if t == status)
+            assert first["devices_ok"] == 3 and first["failing"] == {} and "unmapped" not in first["notes"]
 
             # a GPU disappears from n1's page: reported missing, its entry holds the last value (not zero)
             del hosts["n1"].gpus[1]
@@ -124,11 +126,14 @@ async def _scenario(mosquitto: MosquittoServer, site: str, tmp_path: Path, hosts
             assert len(lis.on(r2)) == n_before  # nothing for the rack whose only endpoint is down
 
             # the endpoint comes back on its port: retried every round, the rack reports again
-            hosts["n3"] = ExporterServer("n3", {i: Gpu(f"GPU-c{i}", 150.0, 20.0, 35.0) for i in range(4)},
+            # (and it now serves a fifth GPU that the mapping does not place: noted, not published)
+            hosts["n3"] = ExporterServer("n3", {i: Gpu(f"GPU-c{i}", 150.0, 20.0, 35.0) for i in range(5)},
                                          port=int(down_url.split(":")[2].split("/")[0]))
             assert await lis.until(lambda g: len(lis.on(r2)) > n_before)
             back = lis.on(r2)[n_before]
             assert back["gpu_power_w"] == [150.0] * 4 and back["seq"] == lis.on(r2)[n_before - 1]["seq"] + 1
+            assert await lis.until(lambda g: any(t == status and "3 samples" in b.get("notes", {}).get("unmapped", "")
+                                                 for t, b in g))
         # clean shutdown: the bus' last word on the health topic is offline
         assert await lis.until(lambda g: [b for t, b in g if t == health][-1:] == ["offline"])
 
