@@ -1,8 +1,9 @@
 """Alarms with hysteresis and debounce, evaluated vectorised over all assets every tick.
 
 A rule raises when its value crosses ``set`` and has stayed past it for ``debounce_s``
-of event time; it clears when the value is back past ``clear`` (the hysteresis band)
-for ``debounce_s``. Only the transitions come out, as contract :class:`Alarm` messages;
+of event time (on-delay); it clears when the value is back past ``clear`` (the
+hysteresis band) for ``clear_debounce_s`` (off-delay), so a swinging value does not
+make an alarm flap. Only the transitions come out, as contract :class:`Alarm` messages;
 the Python loop runs over those, never over all assets.
 """
 
@@ -27,9 +28,10 @@ class AlarmRule:
     set: float
     clear: float
     above: bool = True  # raise when the value is above `set` (else below)
-    debounce_s: float = 3.0
+    debounce_s: float = 5.0  # on-delay: the condition must hold this long before the alarm raises
     what: str = ""  # e.g. "GPU over temperature"
     unit: str = ""
+    clear_debounce_s: float | None = None  # off-delay (default: debounce_s): back in range this long to clear
 
     def __post_init__(self) -> None:
         if (self.above and not self.clear <= self.set) or (not self.above and not self.clear >= self.set):
@@ -60,7 +62,9 @@ class AlarmBank:
         self.pending_since[keep] = np.nan
         start = towards & np.isnan(self.pending_since)
         self.pending_since[start] = ts
-        flip = towards & (ts - self.pending_since >= r.debounce_s)
+        delay = np.where(self.active, r.debounce_s if r.clear_debounce_s is None else r.clear_debounce_s,
+                         r.debounce_s)
+        flip = towards & (ts - self.pending_since >= delay)
         self.value = np.where(valid, v, self.value)
         out: list[Alarm] = []
         for i in np.flatnonzero(flip):

@@ -76,6 +76,7 @@ class Cooling(_Cfg):
     losses_fraction: float = Field(default=0.03, ge=0, description="electrical losses / IT power")
     building_aux_mw: float = Field(default=1.0, ge=0, description="lighting, offices, air handling, MW")
     cdu_capacity_kw: float = Field(default=800.0, gt=0, description="rated heat per CDU, kW")
+    loop_volume_m3: float = Field(default=0.8, gt=0, description="coolant in one CDU's loop, m3 (loop inertia)")
 
 
 class Cdu(_Cfg):
@@ -159,7 +160,8 @@ class Alarms(_Cfg):
     frequency_low_hz: float = 49.9
     frequency_high_hz: float = 50.1
     frequency_clear_margin_hz: float = Field(default=0.02, ge=0)
-    debounce_s: float = Field(default=3.0, ge=0, description="a condition must hold this long, event time")
+    debounce_s: float = Field(default=5.0, ge=0, description="on-delay: a condition must hold this long, s")
+    clear_debounce_s: float = Field(default=30.0, ge=0, description="off-delay: back in range this long to clear")
 
 class Plant(_Cfg):
     site: Site

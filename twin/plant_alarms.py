@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.alarms import AlarmBank, AlarmRule
+from twin.alarms import AlarmBank, AlarmRule, Severity
 from twin.contract import Alarm, PlantState
 from twin.plant import Plant
 from twin.state import StateModel
@@ -22,6 +22,12 @@ class PlantAlarms:
     def __init__(self, plant: Plant) -> None:
         a, p = plant.alarms, plant
         db = a.debounce_s
+
+        def rule(kind: str, severity: Severity, set_: float, clear: float, above: bool, what: str,
+                 unit: str = "", debounce: float | None = None) -> AlarmRule:
+            return AlarmRule(kind, severity, set_, clear, above, db if debounce is None else debounce, what, unit,
+                             a.clear_debounce_s if debounce is None else debounce)
+
         racks = [f"gpu/{r}" for r in p.rack_ids]
         cdus = [f"coolant/{c}" for c in p.cdu_ids]
         feeders = [f"hydro/{f}" for f in p.feeder_ids]
@@ -29,35 +35,35 @@ class PlantAlarms:
         ambient = [f"ambient/{p.weather.station}"]
         self.plant = plant
         self.banks: dict[str, AlarmBank] = {
-            "gpu_temp_high": AlarmBank(AlarmRule("gpu_temp_high", "warning", a.gpu_temp_high_c, a.gpu_temp_clear_c,
-                                                 True, db, "GPU over temperature", " C"), racks),
-            "gpu_throttle": AlarmBank(AlarmRule("gpu_throttle", "critical", p.gpu.throttle_c,
-                                                min(a.gpu_temp_high_c, p.gpu.throttle_c), True, db,
+            "gpu_temp_high": AlarmBank(rule("gpu_temp_high", "warning", a.gpu_temp_high_c, a.gpu_temp_clear_c,
+                                                 True, "GPU over temperature", " C"), racks),
+            "gpu_throttle": AlarmBank(rule("gpu_throttle", "critical", p.gpu.throttle_c,
+                                                min(a.gpu_temp_high_c, p.gpu.throttle_c), True,
                                                 "GPU at its throttling temperature", " C"), racks),
-            "coolant_return_high": AlarmBank(AlarmRule(
-                "coolant_return_high", "warning", a.coolant_return_high_c, a.coolant_return_clear_c, True, db,
+            "coolant_return_high": AlarmBank(rule(
+                "coolant_return_high", "warning", a.coolant_return_high_c, a.coolant_return_clear_c, True,
                 "coolant return high", " C"), cdus),
-            "flow_low": AlarmBank(AlarmRule("flow_low", "critical", a.flow_low_fraction, a.flow_clear_fraction,
-                                            False, db, "loop flow low (fraction of what the load needs)"), cdus),
-            "energy_residual": AlarmBank(AlarmRule(
-                "energy_residual", "warning", a.residual_high_fraction, a.residual_clear_fraction, True, db,
+            "flow_low": AlarmBank(rule("flow_low", "critical", a.flow_low_fraction, a.flow_clear_fraction,
+                                            False, "loop flow low (fraction of what the load needs)"), cdus),
+            "energy_residual": AlarmBank(rule(
+                "energy_residual", "warning", a.residual_high_fraction, a.residual_clear_fraction, True,
                 "energy-balance residual |measured - expected| / expected heat"), cdus),
-            "headroom_low": AlarmBank(AlarmRule("headroom_low", "critical", a.headroom_low_mw, a.headroom_clear_mw,
-                                                False, db, "headroom against contract and hydro availability",
+            "headroom_low": AlarmBank(rule("headroom_low", "critical", a.headroom_low_mw, a.headroom_clear_mw,
+                                                False, "headroom against contract and hydro availability",
                                                 " MW"), [f"plant/{p.site.id}"]),
-            "frequency_low": AlarmBank(AlarmRule(
+            "frequency_low": AlarmBank(rule(
                 "frequency_low", "warning", a.frequency_low_hz, a.frequency_low_hz + a.frequency_clear_margin_hz,
-                False, db, "grid frequency below the normal band", " Hz"), feeders),
-            "frequency_high": AlarmBank(AlarmRule(
+                False, "grid frequency below the normal band", " Hz"), feeders),
+            "frequency_high": AlarmBank(rule(
                 "frequency_high", "warning", a.frequency_high_hz, a.frequency_high_hz - a.frequency_clear_margin_hz,
-                True, db, "grid frequency above the normal band", " Hz"), feeders),
-            "curtailed": AlarmBank(AlarmRule("curtailed", "warning", 0.5, 0.5, True, 0.0,
-                                             "hydro supply curtailed (1 = curtailed)"), feeders),
+                True, "grid frequency above the normal band", " Hz"), feeders),
+            "curtailed": AlarmBank(rule("curtailed", "warning", 0.5, 0.5, True,
+                                        "hydro supply curtailed (1 = curtailed)", debounce=0.0), feeders),
         }
         stale_after = p.stale_after_s
         self.stale_banks = [
-            AlarmBank(AlarmRule(f"stale_{dom}", "warning", stale_after, stale_after, True, 0.0,
-                                "asset silent (seconds since its last message)", " s"), names)
+            AlarmBank(rule(f"stale_{dom}", "warning", stale_after, stale_after, True,
+                           "asset silent (seconds since its last message)", " s", debounce=0.0), names)
             for dom, names in (("gpu", racks), ("coolant", cdus), ("hydro", feeders), ("heat", exchangers),
                                ("ambient", ambient))
         ]

@@ -26,7 +26,7 @@ _ARRAYS = (
     "cdu_ts", "cdu_supply_c", "cdu_return_c", "cdu_flow_lps", "cdu_pump_kw",
     "feeder_ts", "feeder_available_mw", "feeder_import_mw", "feeder_frequency_hz", "feeder_price_eur_mwh",
     "feeder_curtailed", "exch_ts", "exch_delivered_kw", "exch_demand_kw", "exch_heat_pump_kw",
-    "ambient_ts", "ambient_c",
+    "ambient_ts", "ambient_c", "cdu_expected_lag_w",
 )
 
 

@@ -105,6 +105,8 @@ class StateModel:
         self.cdu_heat_w = np.zeros(n_c)
         self.cdu_expected_w = np.zeros(n_c)
         self.cdu_expected_flow_lps = np.zeros(n_c)
+        self.cdu_expected_lag_w = np.full(n_c, np.nan)  # what a healthy loop's meter shows, W
+        self._vs_ts: float | None = None
         self.cdu_residual = np.full(n_c, np.nan)
         self.rack_temp_excess_max_k = np.full(n_r, np.nan)
         # feeders
@@ -240,8 +242,8 @@ class StateModel:
                                      c.density_kg_m3, c.cp_j_kgk)
         return np.where(np.isfinite(self.cdu_ts), q, 0.0)
 
-    def update_virtual_sensors(self) -> None:
-        """Per-CDU heat, expected heat and flow, residual; per-rack GPU temperature excess."""
+    def update_virtual_sensors(self, ts: float) -> None:
+        """Per-CDU heat, expected heat and flow, residual; per-rack GPU temperature excess, at event time ``ts``."""
         p = self.plant
         c, cool = p.coolant, p.cooling
         n_c = len(p.cdu_ids)
@@ -250,21 +252,29 @@ class StateModel:
                                                                    cool.liquid_fraction)
         self.cdu_expected_flow_lps = virtual_sensors.cdu_expected_flow_lps(
             self.cdu_expected_w, cool.design_delta_t_k, c.density_kg_m3, c.cp_j_kgk)
+        dt = 0.0 if self._vs_ts is None else max(ts - self._vs_ts, 0.0)
+        self._vs_ts = ts if self._vs_ts is None else max(ts, self._vs_ts)
+        lag = virtual_sensors.cdu_expected_heat_lagged_w(self.cdu_expected_lag_w, self.cdu_expected_w,
+                                                          self.cdu_expected_flow_lps, cool.loop_volume_m3, dt)
+        self.cdu_expected_lag_w = np.where(np.isnan(self.cdu_expected_lag_w), self.cdu_expected_w, lag)
         min_w = p.alarms.residual_min_load_fraction * cool.cdu_capacity_kw * 1000.0
         seen_c = np.isfinite(self.cdu_ts)
         self.cdu_residual = np.where(seen_c, virtual_sensors.energy_residual(
-            self.cdu_heat_w, self.cdu_expected_w, max(min_w, 1e-9)), np.nan)
+            self.cdu_heat_w, self.cdu_expected_lag_w, max(min_w, 1e-9)), np.nan)
         seen_r = np.isfinite(self.rack_ts) & seen_c[p.rack_cdu]
         excess = virtual_sensors.gpu_temp_excess_k(self.gpu_temp_c, self.gpu_power_w,
                                                    self.cdu_supply_c[p.rack_cdu], p.gpu.r_th_k_w)
         self.rack_temp_excess_max_k = np.where(seen_r, excess.max(axis=1), np.nan)
 
-    def snapshot(self, ts: float) -> tuple[PlantState, list[HallState]]:
-        """PlantState and HallStates at event time ``ts``; integrates energy for ERF since the last one."""
+    def snapshot(self, ts: float, integrate: bool = True) -> tuple[PlantState, list[HallState]]:
+        """PlantState and HallStates at event time ``ts``; integrates energy for ERF since the last one.
+
+        ``integrate=False`` (a heartbeat while telemetry is silent) leaves the energy integrals alone.
+        """
         plant = self.plant
         g = plant.rack.gpus
         self.materialize()
-        self.update_virtual_sensors()
+        self.update_virtual_sensors(ts)
         seen_r = np.isfinite(self.rack_ts)
         reporting = seen_r & self._fresh(self.rack_ts, ts)
         it_mw = float(self.rack_power_w.sum()) / 1e6
@@ -279,11 +289,11 @@ class StateModel:
         gpus_rep = n_rep * g - int(self.rack_missing[reporting].sum())
 
         # energy integrals in event time (trapezoid between snapshots), MWh
-        if self.last_snapshot_ts is not None and ts > self.last_snapshot_ts:
+        if integrate and self.last_snapshot_ts is not None and ts > self.last_snapshot_ts:
             dt_h = (ts - self.last_snapshot_ts) / 3600.0
             self.energy_facility_mwh += 0.5 * (self._last_fac_mw + facility_mw) * dt_h
             self.energy_reused_mwh += 0.5 * (self._last_reuse_mw + reused_mw) * dt_h
-        if self.last_snapshot_ts is None or ts > self.last_snapshot_ts:
+        if integrate and (self.last_snapshot_ts is None or ts > self.last_snapshot_ts):
             self.last_snapshot_ts = ts
             self._last_fac_mw, self._last_reuse_mw = facility_mw, reused_mw
 

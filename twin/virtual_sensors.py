@@ -15,6 +15,7 @@ from twin import physics
 
 __all__ = [
     "cdu_expected_flow_lps",
+    "cdu_expected_heat_lagged_w",
     "cdu_expected_heat_w",
     "energy_residual",
     "gpu_temp_excess_k",
@@ -25,6 +26,20 @@ def cdu_expected_heat_w(rack_power_w: np.ndarray, rack_cdu: np.ndarray, n_cdu: i
                         liquid_fraction: float) -> np.ndarray:
     """Heat each CDU should carry, W: ``f * sum of its racks' IT power`` (plant.md physics (2))."""
     return liquid_fraction * np.bincount(rack_cdu, weights=rack_power_w, minlength=n_cdu)
+
+
+def cdu_expected_heat_lagged_w(previous_w: np.ndarray, expected_w: np.ndarray, expected_flow_lps: np.ndarray,
+                               loop_volume_m3: float, dt_s: float) -> np.ndarray:
+    """Heat a healthy loop would show at its CDU meter now, W: the expected heat through the loop's lag.
+
+    With flow held, physics (3) with inertia makes the metered heat ``rho cp V_dot (T_r - T_s)`` a
+    first-order lag of the heat put in, with the residence time ``tau = V_loop / V_dot`` as time
+    constant. Training jobs swing rack power at 0.2-3 Hz; the meter sees them smoothed, so the
+    residual compares like with like. ``tau`` uses the flow the load needs (a healthy loop),
+    clipped to 1..600 s.
+    """
+    tau = np.clip(loop_volume_m3 / np.maximum(expected_flow_lps / 1000.0, 1e-9), 1.0, 600.0)
+    return physics.first_order_step(previous_w, expected_w, tau, dt_s)
 
 
 def cdu_expected_flow_lps(expected_heat_w: np.ndarray, design_delta_t_k: float, density_kg_m3: float,

@@ -89,8 +89,8 @@ class StateService:
             self.emit(due)
         self.model.apply(d)
 
-    def emit(self, ts: float) -> PlantState:
-        state, halls = self.model.snapshot(ts)
+    def emit(self, ts: float, heartbeat: bool = False) -> PlantState:
+        state, halls = self.model.snapshot(ts, integrate=not heartbeat)
         transitions = self.alarms.evaluate(self.model, state)
         state = state.model_copy(update={"alarms_active": self.alarms.active_count()})
         self.latest, self.latest_halls = state, halls
@@ -166,4 +166,4 @@ class StateService:
             elif now - self._last_emit_wall >= max(tick, 1.0) and self.model.now_ts is not None:
                 # event time advances by the wall time spent in silence, so silent assets turn stale
                 silent = now - self._last_msg_wall
-                self.emit(self.model.now_ts + silent)
+                self.emit(self.model.now_ts + silent, heartbeat=True)
