@@ -135,7 +135,7 @@ def erf(reused_mwh: float, facility_mwh: float) -> float | None:
 # ---------------------------------------------------------------- dynamics and plant-level models
 
 
-def first_order_step(x: ArrayLike, target: ArrayLike, tau_s: float, dt_s: float) -> FloatArray:
+def first_order_step(x: ArrayLike, target: ArrayLike, tau_s: ArrayLike, dt_s: float) -> FloatArray:
     """Advance ``tau dx/dt = target - x`` by ``dt_s`` with ``target`` held over the step, exactly.
 
     ``x + (target - x)(1 - e^(-dt/tau))``: stable for any step length (a 60 s step of a 5 s lag lands
