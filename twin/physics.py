@@ -142,7 +142,8 @@ def first_order_step(x: ArrayLike, target: ArrayLike, tau_s: ArrayLike, dt_s: fl
     on the target). Units of ``x``.
     """
     x = np.asarray(x, dtype=np.float64)
-    return x + (np.asarray(target, dtype=np.float64) - x) * (1.0 - np.exp(-dt_s / tau_s))
+    tau = np.asarray(tau_s, dtype=np.float64)
+    return x + (np.asarray(target, dtype=np.float64) - x) * (1.0 - np.exp(-dt_s / tau))
 
 
 def loop_return_step_c(t_return_c: ArrayLike, t_supply_c: ArrayLike, q_w: ArrayLike, flow_lps: ArrayLike,
