@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,19 +106,45 @@ def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: flo
     svc = SimService(plant, seed=seed, start_ts=start_ts, step_s=step_s, rack_every=rack_every, scenario=scenario)
     n_steps = int(np.ceil(duration_s / step_s - 1e-9))
     written = 0
+    # the writer (gzip) runs in a thread of its own: zlib lets go of the GIL while it compresses, so
+    # simulating and encoding the next steps overlap with compressing the last ones. One writer
+    # thread, a FIFO queue: the file's bytes do not depend on the timing.
+    chunks: queue.Queue[tuple[float, bytes, int] | None] = queue.Queue(maxsize=8)
+    failed: list[BaseException] = []
+
+    def drain(w: TelemetryLogWriter) -> None:
+        try:
+            while (item := chunks.get()) is not None:
+                ts, data, n = item
+                w.write_line(ts, data)
+                w.messages += n - 1
+        except BaseException as e:  # surfaced in the caller's thread
+            failed.append(e)
+            while chunks.get() is not None:
+                pass
+
     with TelemetryLogWriter(out, flush_s=float("inf"), compresslevel=compresslevel) as w:
+        worker = threading.Thread(target=drain, args=(w,), name="sim-log-writer", daemon=True)
+        worker.start()
         last = time.monotonic()
-        for k in range(n_steps):
-            ts = start_ts + k * step_s
-            t_json = orjson.dumps(ts)
-            lines = [b'{"t":' + t_json + b',"topic":' + _topic_json(topic) + b',"qos":1,"retain":false,"payload":'
-                     + payload + b"}\n" for topic, payload in svc.messages_for_step(k, ts)]
-            w.write_line(ts, b"".join(lines))
-            w.messages += len(lines) - 1
-            written += len(lines)
-            if progress is not None and time.monotonic() - last >= 0.25:
-                progress((k + 1) * step_s)
-                last = time.monotonic()
+        try:
+            for k in range(n_steps):
+                if failed:
+                    break
+                ts = start_ts + k * step_s
+                t_json = orjson.dumps(ts)
+                lines = [b'{"t":' + t_json + b',"topic":' + _topic_json(topic) + b',"qos":1,"retain":false,'
+                         b'"payload":' + payload + b"}\n" for topic, payload in svc.messages_for_step(k, ts)]
+                chunks.put((ts, b"".join(lines), len(lines)))
+                written += len(lines)
+                if progress is not None and time.monotonic() - last >= 0.25:
+                    progress((k + 1) * step_s)
+                    last = time.monotonic()
+        finally:
+            chunks.put(None)
+            worker.join()
+    if failed:
+        raise failed[0]
     if progress is not None:
         progress(n_steps * step_s)
     return written
