@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -80,10 +81,8 @@ async def collect(port: int, topic_filter: str, predicate, timeout: float = 30.0
                 if predicate(got):
                     return
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(loop(), timeout)
-        except TimeoutError:
-            pass
     return got
 
 

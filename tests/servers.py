@@ -128,10 +128,10 @@ class VictoriaMetricsServer:
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                    if r.read().strip() == b"OK":
-                        return self
+            with contextlib.suppress(OSError, urllib.error.URLError), \
+                    urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                if r.read().strip() == b"OK":
+                    return self
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"victoria-metrics did not start: {self.log_path.read_text()[-2000:]}")

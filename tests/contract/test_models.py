@@ -139,7 +139,7 @@ def test_out_of_range_is_refused(model: type[BaseModel], field: str, value: Any)
     {"gpu_power_w": [], "gpu_util": [], "gpu_temp_c": []},
 ])
 def test_unequal_or_empty_gpu_lists_are_refused(lists: dict[str, list[float]]) -> None:
-    with pytest.raises(ValidationError, match="equal length|at least 1"):
+    with pytest.raises(ValidationError, match=r"equal length|at least 1"):
         GpuRackTelemetry.model_validate_json(_with(GpuRackTelemetry, **lists))
 
 

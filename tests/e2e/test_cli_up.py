@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -48,7 +49,7 @@ def test_twin_up_against_mosquitto_runs_the_full_plant_at_1hz(mosquitto: Mosquit
     full = [s for s in states[1:] if "gpus_reporting=100224i" in s]
     assert len(full) >= len(states) - 3, states
     msgs = [int(re.search(r"msgs_in=(\d+)i", s).group(1)) for s in states]  # type: ignore[union-attr]
-    per_tick = [b - a for a, b in zip(msgs, msgs[1:], strict=False)]
+    per_tick = [b - a for a, b in itertools.pairwise(msgs)]
     whole_plant = 1392 + 232 + 2 + 2 + 1  # every asset once per second
     assert per_tick.count(whole_plant) >= len(per_tick) - 3, per_tick
 
