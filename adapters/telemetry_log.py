@@ -24,6 +24,8 @@ import base64
 import binascii
 import gzip
 import math
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -258,6 +260,71 @@ class TelemetryLogWriter:
 # ------------------------------------------------------------------ reading
 
 
+class _GzipLines:
+    """Decompresses a gzip file in a background thread and hands over lists of lines.
+
+    zlib releases the GIL while it inflates, so on two cores decompression overlaps with
+    parsing and publishing. Items: ``("lines", [line, ...])`` (complete lines, no newline),
+    ``("tail", bytes)`` (a last line without its newline), ``("error", reason)``.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=4)
+        self.stop = threading.Event()
+        self.consumed = 0
+        self.thread = threading.Thread(target=self._run, name="gzip-lines", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: tuple[str, Any] | None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        dec = zlib.decompressobj(wbits=31)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                chunk = self.raw.read(self.CHUNK)
+                if not chunk:
+                    break
+                self.consumed += len(chunk)
+                data = dec.decompress(chunk)
+                while dec.eof and dec.unused_data:  # another gzip member follows
+                    rest = dec.unused_data
+                    dec = zlib.decompressobj(wbits=31)
+                    data += dec.decompress(rest)
+                if data:
+                    parts = (buf + data).split(b"\n")
+                    buf = parts.pop()
+                    if parts and not self._put(("lines", parts)):
+                        return
+            else:
+                return
+            if buf:
+                self._put(("tail", buf))
+            if not dec.eof and self.consumed:
+                self._put(("error", "truncated: the gzip stream ends early (the recorder was stopped before "
+                                    "closing the file); the rest is lost"))
+        except (OSError, zlib.error) as e:
+            if buf:
+                self._put(("tail", buf))
+            self._put(("error", f"cannot decompress ({e}); the rest of the file is lost"))
+        finally:
+            self._put(None)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2.0)
+
+
 class LogReader:
     """Reads one log file: iterating yields a :class:`LogRecord` per good line, a :class:`LogError` per bad one.
 
@@ -273,49 +340,54 @@ class LogReader:
         except OSError as e:
             raise LogError(self.path, 0, f"cannot read the file ({e.strerror})") from None
         self._raw: IO[bytes] | None = None
+        self._gz: _GzipLines | None = None
         self.lines = 0
 
     @property
     def position(self) -> int:
+        if self._gz is not None:
+            return self._gz.consumed
         try:
             return self._raw.tell() if self._raw is not None else 0
         except (ValueError, OSError):
             return self.size
 
+    def _record(self, data: bytes, n: int, complete: bool) -> LogRecord | LogError | None:
+        if not data.strip():
+            return None
+        rec = decode_line(data, n)
+        if isinstance(rec, str):
+            return LogError(self.path, n, rec if complete else f"truncated last line ({rec})")
+        return rec
+
     def __iter__(self) -> Iterator[LogRecord | LogError]:
         raw = open(self.path, "rb")  # noqa: SIM115 - closed below
         self._raw = raw
-        fh: IO[bytes] = raw
-        if self.path.name.endswith(".gz"):
-            fh = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
         n = 0
         try:
-            while True:
-                try:
-                    data = fh.readline()
-                except EOFError:
-                    yield LogError(self.path, n + 1, "truncated: the gzip stream ends early (the recorder was "
-                                                     "stopped before closing the file); the rest is lost")
+            if not self.path.name.endswith(".gz"):
+                for data in iter(raw.readline, b""):
+                    n += 1
+                    self.lines = n
+                    out = self._record(data, n, data.endswith(b"\n"))
+                    if out is not None:
+                        yield out
+                return
+            gz = self._gz = _GzipLines(raw)
+            while (item := gz.queue.get()) is not None:
+                kind, value = item
+                if kind == "error":
+                    yield LogError(self.path, n + 1, value)
                     return
-                except (OSError, zlib.error) as e:
-                    yield LogError(self.path, n + 1, f"cannot decompress ({e}); the rest of the file is lost")
-                    return
-                if not data:
-                    return
-                n += 1
-                self.lines = n
-                if not data.strip():
-                    continue
-                rec = decode_line(data, n)
-                if isinstance(rec, str):
-                    if not data.endswith(b"\n"):
-                        rec = f"truncated last line ({rec})"
-                    yield LogError(self.path, n, rec)
-                else:
-                    yield rec
+                for data in (value if kind == "lines" else [value]):
+                    n += 1
+                    self.lines = n
+                    out = self._record(data, n, kind == "lines")
+                    if out is not None:
+                        yield out
         finally:
-            if fh is not raw:
-                fh.close()
+            if self._gz is not None:
+                self._gz.close()
             raw.close()
 
 

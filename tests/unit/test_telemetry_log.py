@@ -88,3 +88,21 @@ def test_a_gzip_log_cut_short_yields_what_was_flushed_then_an_error(tmp_path: Pa
     assert isinstance(out[-1], LogError) and "gzip stream ends early" in out[-1].reason
     assert out[-1].line == 501
     assert [r.payload["i"] for r in out if isinstance(r, LogRecord)] == list(range(500))
+
+
+def test_concatenated_gzip_members_read_through_and_non_gzip_is_reported(tmp_path: Path) -> None:
+    parts = []
+    for k in range(2):
+        p = tmp_path / f"p{k}.jsonl.gz"
+        with TelemetryLogWriter(p) as w:
+            for i in range(3):
+                w.write(float(i), "t/x", b'{"k": %d, "i": %d}' % (k, i))
+        parts.append(p.read_bytes())
+    both = tmp_path / "both.jsonl.gz"  # as `cat p0.jsonl.gz p1.jsonl.gz > both.jsonl.gz` makes it
+    both.write_bytes(b"".join(parts))
+    assert [(d["payload"]["k"], d["payload"]["i"]) for d in iter_log(both)] == [(k, i) for k in (0, 1)
+                                                                                for i in range(3)]
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_text('{"t": 1, "topic": "a", "payload": 1}\n')
+    (err,) = list(LogReader(fake))
+    assert isinstance(err, LogError) and err.line == 1 and "cannot decompress" in err.reason
