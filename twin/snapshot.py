@@ -21,7 +21,7 @@ from twin.state import StateModel
 __all__ = ["load_snapshot", "plant_fingerprint", "save_snapshot"]
 
 _ARRAYS = (
-    "rack_ts", "rack_power_w", "rack_util_mean", "rack_temp_max_c", "rack_missing",
+    "rack_ts", "rack_power_w", "rack_util_sum", "rack_temp_max_c", "rack_missing",
     "gpu_power_w", "gpu_util", "gpu_temp_c",
     "cdu_ts", "cdu_supply_c", "cdu_return_c", "cdu_flow_lps", "cdu_pump_kw",
     "feeder_ts", "feeder_available_mw", "feeder_import_mw", "feeder_frequency_hz", "feeder_price_eur_mwh",

@@ -88,7 +88,7 @@ class StateModel:
         # racks
         self.rack_ts = np.full(n_r, _NEVER)
         self.rack_power_w = np.zeros(n_r)  # sum of gpu_power_w + aux_power_w
-        self.rack_util_mean = np.zeros(n_r)
+        self.rack_util_sum = np.zeros(n_r)  # sum of gpu_util over the GPUs present in the message
         self.rack_temp_max_c = np.zeros(n_r)
         self.rack_missing = np.zeros(n_r, dtype=np.int64)  # GPUs without a fresh reading (gpu_missing)
         self.gpu_power_w = np.zeros((n_r, g), dtype=np.float32)
@@ -162,10 +162,18 @@ class StateModel:
                 return False
             p, u, t = m.gpu_power_w, m.gpu_util, m.gpu_temp_c
             self.rack_power_w[i] = sum(p) + m.aux_power_w
-            self.rack_util_mean[i] = sum(u) / len(u)
-            self.rack_temp_max_c[i] = max(t)
+            missing = m.gpu_missing
+            if missing:  # held values of GPUs without a fresh reading count in power, not in util or temp
+                gone = set(missing)
+                present = [k for k in range(len(u)) if k not in gone]
+                self.rack_util_sum[i] = sum(u[k] for k in present)
+                self.rack_temp_max_c[i] = max((t[k] for k in present), default=-np.inf)
+                self.rack_missing[i] = len(gone)
+            else:
+                self.rack_util_sum[i] = sum(u)
+                self.rack_temp_max_c[i] = max(t)
+                self.rack_missing[i] = 0
             self.rack_ts[i] = ts
-            self.rack_missing[i] = len(m.gpu_missing) if m.gpu_missing else 0
             self._rows[i] = (p, u, t)
         elif domain == "coolant":
             if ts < self.cdu_ts[i]:
@@ -309,8 +317,8 @@ class StateModel:
             headroom_mw=min(hydro_mw, plant.site.contract_mw) - facility_mw,
             gpus_total=plant.gpus_total,
             gpus_reporting=gpus_rep,
-            gpu_util_mean=float(self.rack_util_mean[reporting].mean()) if n_rep else None,
-            gpu_temp_max_c=float(self.rack_temp_max_c[reporting].max()) if n_rep else None,
+            gpu_util_mean=float(self.rack_util_sum[reporting].sum()) / gpus_rep if gpus_rep else None,
+            gpu_temp_max_c=float(self.rack_temp_max_c[reporting].max()) if gpus_rep else None,
             heat_to_liquid_mw=heat_liq_mw,
             liquid_capture_ratio=heat_liq_mw / it_mw if it_mw > 0 else None,
             heat_reused_mw=reused_mw,
@@ -335,7 +343,7 @@ class StateModel:
         racks_total = np.bincount(rh, minlength=n_h)
         n_rep = np.bincount(rh, weights=reporting.astype(np.float64), minlength=n_h)
         n_missing = np.bincount(rh, weights=np.where(reporting, self.rack_missing, 0), minlength=n_h)
-        util_sum = np.bincount(rh, weights=np.where(reporting, self.rack_util_mean, 0.0), minlength=n_h)
+        util_sum = np.bincount(rh, weights=np.where(reporting, self.rack_util_sum, 0.0), minlength=n_h)
         temp_max = np.full(n_h, -np.inf)
         np.maximum.at(temp_max, rh[reporting], self.rack_temp_max_c[reporting])
         q_h = np.bincount(ch, weights=q_cdu, minlength=n_h)
@@ -357,13 +365,14 @@ class StateModel:
         for h, hall in enumerate(plant.halls):
             it_mw = float(it_w[h]) / 1e6
             q_mw = float(q_h[h]) / 1e6
+            gpus_rep = int(n_rep[h]) * g - int(n_missing[h])
             out.append(HallState(
                 ts=ts,
                 hall=hall.id,
                 it_mw=it_mw,
                 gpus_total=int(racks_total[h]) * g,
-                gpus_reporting=int(n_rep[h]) * g - int(n_missing[h]),
-                gpu_util_mean=float(util_sum[h] / n_rep[h]) if n_rep[h] else None,
+                gpus_reporting=gpus_rep,
+                gpu_util_mean=float(util_sum[h]) / gpus_rep if gpus_rep else None,
                 gpu_temp_max_c=float(temp_max[h]) if np.isfinite(temp_max[h]) else None,
                 heat_to_liquid_mw=q_mw,
                 liquid_capture_ratio=q_mw / it_mw if it_mw > 0 else None,

@@ -123,7 +123,7 @@ def test_plant_alarms_fire_for_the_right_assets(small_plant: Plant) -> None:
 def test_headroom_and_stale_alarms(small_plant: Plant) -> None:
     model, dec, alarms = StateModel(small_plant), Decoder(small_plant), PlantAlarms(small_plant)
     fired: list[str] = []
-    for k in range(5):
+    for k in range(7):  # the on-delay is 5 s
         msgs = [m for m in site_messages(T0 + k, seq=k) if "/hydro/fb" not in m[0] or k == 0]
         msgs = [(t, p.replace(b'"import_mw": 0.004', b'"import_mw": 0.997')) for t, p in msgs]
         feed(model, dec, *msgs)

@@ -190,11 +190,15 @@ def test_decoder_reason_names_the_field(small_plant: Plant) -> None:
 
 def test_gpus_missing_from_a_message_do_not_count_as_reporting(tiny: tuple[StateModel, Decoder]) -> None:
     model, dec = tiny
-    topic, payload = rack("stargate/tiny/gpu/h1/h1-r001", T0, 0, [100.0] * 4, 0.0)
-    payload = payload[:-1] + b', "gpu_missing": [1, 3]}'
+    topic, payload = msg("stargate/tiny/gpu/h1/h1-r001", ts=T0, seq=0, gpu_power_w=[100.0, 200.0, 300.0, 0.0],
+                         gpu_util=[0.2, 0.9, 0.4, 0.0], gpu_temp_c=[40.0, 99.0, 50.0, 20.0], aux_power_w=0.0,
+                         gpu_missing=[1, 3])
     feed(model, dec, (topic, payload))
     s, halls = model.snapshot(T0)
     assert s.gpus_reporting == 2 and halls[0].gpus_reporting == 2
+    assert s.it_mw == pytest.approx(600 / 1e6)  # held values still count in power
+    assert s.gpu_util_mean == pytest.approx(0.3) and s.gpu_temp_max_c == 50.0  # over slots 0 and 2 only
+    assert halls[0].gpu_util_mean == pytest.approx(0.3) and halls[0].gpu_temp_max_c == 50.0
 
 
 @pytest.mark.parametrize(("missing", "reason"), [("[4]", "beyond the 4 GPUs"), ("[1, 1]", "a slot twice"),
