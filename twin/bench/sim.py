@@ -9,6 +9,9 @@ whole plant step costs):
 - ``step_encode``: steps plus every contract message encoded (1,629 per step for phase 1);
 - ``publish_max``: steps, encoding and QoS 1 publishing to a real Mosquitto that the benchmark
   starts itself, as fast as the broker acknowledges;
+- ``publish_fast``: the same with :class:`adapters.mqtt_publisher.FastPublisher` (the lean
+  blocking publisher the replayer uses) instead of the asyncio ``Bus``: how fast a full-plant
+  ``--speed`` could go;
 - ``live_1x``: a live run at ``--speed 1`` for ``--live-seconds``: the process's CPU time per wall
   second (``cpu_cores``; under 1.0 means it publishes the full plant at 1x on less than one core).
 
@@ -27,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters.mqtt import Bus
+from adapters.mqtt import Bus, parse_broker_url
+from adapters.mqtt_publisher import FastPublisher
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.bench.servers import mosquitto_server
@@ -91,7 +95,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if not args.no_broker:
         with tempfile.TemporaryDirectory(prefix="twin-bench-sim-") as tmp, mosquitto_server(Path(tmp)) as port:
-            out.update(asyncio.run(_publish(plant, f"mqtt://127.0.0.1:{port}", args)))
+            url = f"mqtt://127.0.0.1:{port}"
+            out.update(asyncio.run(_publish(plant, url, args)))
+            out.update(_publish_fast(plant, url, args))
     out["peak_rss_mb"] = round(_rss_mb(), 1)
     out["rss_at_start_mb"] = round(rss0, 1)
     out["target_step_x_real_time"] = TARGET_X
@@ -122,3 +128,18 @@ async def _publish(plant: Any, url: str, args: argparse.Namespace) -> dict[str, 
         res["live_1x_cpu_cores"] = round(cpu / wall, 3)
         res["live_1x_behind_s"] = round(live.behind_s, 3)
     return res
+
+
+def _publish_fast(plant: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    svc = SimService(plant, seed=0, start_ts=START, step_s=1.0)
+    with FastPublisher(parse_broker_url(url), window=1000) as pub:
+        t0 = time.perf_counter()
+        n = 0
+        for k in range(args.publish_steps):
+            for topic, payload in svc.messages_for_step(k, START + k):
+                pub.publish(topic, payload, qos=1, batch=True)
+                n += 1
+        pub.flush()
+        wall = time.perf_counter() - t0
+    return {"publish_fast_x_real_time": round(args.publish_steps / wall, 2),
+            "publish_fast_msgs_per_s": round(n / wall)}
