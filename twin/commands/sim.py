@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
+import threading
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from adapters.mqtt import parse_broker_url
+from adapters.mqtt_publisher import FastPublisher, PublisherError
 from sims.scenario import Scenario, list_scenarios, load_scenario
 from sims.timebase import parse_duration, parse_start
 from twin.commands.common import (
@@ -36,6 +40,7 @@ from twin.commands.run import _need_broker, _until
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.services.sim import SimService, write_log
+from twin.settings import Settings
 
 __all__ = ["register"]
 
@@ -99,10 +104,12 @@ def _cmd(args: argparse.Namespace) -> int:
         return _to_log(args, scenario, plant, seed)
     settings, _ = settings_from_args(args)
     url = _need_broker(settings.broker)
+    sim = SimService(plant, seed=seed, start_ts=args.start, step_s=args.step or 1.0, speed=args.speed,
+                     rack_every=args.rack_every, scenario=scenario)
+    if args.speed > 1.0:
+        return _run_fast(sim, settings, url, args)
 
     async def main(stop: asyncio.Event) -> int:
-        sim = SimService(plant, seed=seed, start_ts=args.start, step_s=args.step or 1.0, speed=args.speed,
-                         rack_every=args.rack_every, scenario=scenario)
         async with make_bus(settings, url, "sim", plant.site.id) as bus:
             task = asyncio.create_task(sim.run(bus, duration_s=args.duration))
             rc = await _until(stop, task, None)
@@ -110,6 +117,27 @@ def _cmd(args: argparse.Namespace) -> int:
             return rc
 
     return run_until_stopped(main)
+
+
+def _run_fast(sim: SimService, settings: Settings, url: str, args: argparse.Namespace) -> int:
+    """Faster than real time: the lean blocking publisher (the asyncio Bus carries ~1.7x the full plant)."""
+    pub = FastPublisher(parse_broker_url(url), username=settings.mqtt_username,
+                        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+                        ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+                        key_file=settings.mqtt_key_file)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    try:
+        with pub:
+            sim.run_blocking(pub, duration_s=args.duration, stop=stop)
+    except PublisherError as e:
+        raise ConfigError(f"broker {url}: {e}") from None
+    return 0
 
 
 def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: int) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from adapters.mqtt import Bus
+from adapters.mqtt_publisher import FastPublisher
 from adapters.telemetry_log import TelemetryLogWriter
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
@@ -79,6 +80,27 @@ class SimService:
                 await asyncio.sleep(delay)
             else:
                 await asyncio.sleep(0)
+
+
+    def run_blocking(self, pub: FastPublisher, duration_s: float | None = None,
+                     stop: threading.Event | None = None) -> None:
+        """The same loop on the lean blocking publisher (about 10x the asyncio Bus' rate here).
+
+        For ``--speed`` above what the Bus carries at plant scale (~2,800 msg/s: 1.7x real time
+        for phase 1). Runs in a thread of its own; ``stop`` ends it between two steps.
+        """
+        wall0 = time.monotonic()
+        k = 0
+        while (duration_s is None or k * self.step_s < duration_s) and not (stop and stop.is_set()):
+            ts = self.start_ts + k * self.step_s
+            for topic, payload in self.messages_for_step(k, ts):
+                pub.publish(topic, payload, qos=1, batch=True)
+                self.published += 1
+            self.steps = k = k + 1
+            delay = wall0 + k * self.step_s / self.speed - time.monotonic()
+            self.behind_s = max(-delay, 0.0)
+            pub.idle(max(delay, 0.0))
+        pub.flush()
 
 
 _TOPIC_JSON: dict[str, bytes] = {}
