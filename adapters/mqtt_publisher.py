@@ -43,7 +43,15 @@ class PublisherError(Exception):
     """The broker could not be reached or refused us."""
 
 
+#: PUBLISH first byte by [qos][retain]
+_FIXED = ((b"\x30", b"\x31"), (b"\x32", b"\x33"))
+
+
 def _varint(n: int) -> bytes:
+    if n < 128:
+        return bytes((n,))
+    if n < 16384:
+        return bytes((n % 128 | 0x80, n // 128))
     out = bytearray()
     while True:
         b, n = n % 128, n // 128
@@ -105,6 +113,7 @@ class FastPublisher:
         self._next_mid = 1
         self._out = bytearray()
         self._in = bytearray()
+        self._topics: dict[str, bytes] = {}  # topic -> its length-prefixed UTF-8
         self._last_send = time.monotonic()
 
     # ------------------------------------------------------------ connection
@@ -340,19 +349,24 @@ class FastPublisher:
             raise PublisherError("not connected")
         while len(self._inflight) >= self.window:
             self._pump(0.5)
-        t = topic.encode()
+        t = self._topics.get(topic)
+        if t is None:
+            b = topic.encode()
+            t = struct.pack("!H", len(b)) + b
+            if len(self._topics) < 100_000:
+                self._topics[topic] = t
+        props = b"\x00" if self.v5 else b""
         if qos:
             mid = self._next_mid
             self._next_mid = mid % 65535 + 1
             while self._next_mid in self._inflight:  # only with a window near 65535
                 self._next_mid = self._next_mid % 65535 + 1
-            head = struct.pack("!H", len(t)) + t + struct.pack("!H", mid) + (b"\x00" if self.v5 else b"")
-            body_len = len(head) + len(payload)
-            pkt = bytes([0x32 | (1 if retain else 0)]) + _varint(body_len) + head + payload
+            n = len(t) + 2 + len(props) + len(payload)
+            pkt = b"".join((_FIXED[1][retain], _varint(n), t, mid.to_bytes(2, "big"), props, payload))
             self._inflight[mid] = pkt
         else:
-            head = struct.pack("!H", len(t)) + t + (b"\x00" if self.v5 else b"")
-            pkt = bytes([0x30 | (1 if retain else 0)]) + _varint(len(head) + len(payload)) + head + payload
+            n = len(t) + len(props) + len(payload)
+            pkt = b"".join((_FIXED[0][retain], _varint(n), t, props, payload))
         self._out += pkt
         self.sent += 1
         if not batch or len(self._out) >= _MAX_BATCH:

@@ -125,6 +125,9 @@ class Replayer:
         self._seq_max: dict[str, int] = {}
         self._seq_offset: dict[str, int] = {}
         self._warned_twin = False
+        self._twin_cache: dict[str, bool] = {}
+        self._topic_cache: dict[str, str] = {}
+        self._match_cache: dict[str, bool] = {}
 
     # ------------------------------------------------------------ pure parts
 
@@ -134,15 +137,36 @@ class Replayer:
             return False
         if o.end is not None and rec.t >= o.end:
             return False
-        return not o.topics or any(topic_matches_sub(f, rec.topic) for f in o.topics)
+        if not o.topics:
+            return True
+        v = self._match_cache.get(rec.topic)
+        if v is None:
+            v = any(topic_matches_sub(f, rec.topic) for f in o.topics)
+            if len(self._match_cache) < 100_000:
+                self._match_cache[rec.topic] = v
+        return v
+
+    def _is_twin(self, topic: str) -> bool:
+        v = self._twin_cache.get(topic)
+        if v is None:
+            v = is_twin_output(self.topic_for(topic))
+            if len(self._twin_cache) < 100_000:
+                self._twin_cache[topic] = v
+        return v
 
     def topic_for(self, topic: str) -> str:
         site = self.options.site
-        if site and topic.startswith("stargate/"):
+        if not site:
+            return topic
+        out = self._topic_cache.get(topic)
+        if out is None:
+            out = topic
             parts = topic.split("/", 2)
-            if len(parts) == 3:
-                return f"stargate/{site}/{parts[2]}"
-        return topic
+            if len(parts) == 3 and parts[0] == "stargate":
+                out = f"stargate/{site}/{parts[2]}"
+            if len(self._topic_cache) < 100_000:
+                self._topic_cache[topic] = out
+        return out
 
     def transform(self, rec: LogRecord) -> tuple[str, bytes]:
         """The topic and payload bytes to publish for one record.
@@ -224,7 +248,7 @@ class Replayer:
                         if not self.selected(rec):
                             st.filtered += 1
                             continue
-                        if is_twin_output(self.topic_for(rec.topic)):
+                        if self._is_twin(rec.topic):
                             st.twin_outputs += 1
                             if not self._warned_twin:
                                 log.warning("not replaying the twin's own outputs (%s ...)", rec.topic)

@@ -275,3 +275,16 @@ def test_rebase_now_and_loop_continue_time_and_seq(mosquitto: MosquittoServer, s
     assert [m["seq"] for m in got] == list(range(15))
     assert [round(m["ts"] - now, 6) for m in got] == [float(i) for i in range(15)]
     assert getattr(st, "loops", None) == 3 and getattr(st, "bad_count", None) == 3
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_the_publisher_sends_retained_and_qos0_messages_the_broker_keeps(mosquitto: MosquittoServer, site: str,
+                                                                         protocol: str) -> None:
+    with FastPublisher(parse_broker_url(mosquitto.url), protocol=protocol) as pub:  # type: ignore[arg-type]
+        pub.publish(f"stargate/{site}/r/q1", b"kept-1", qos=1, retain=True)
+        pub.publish(f"stargate/{site}/r/q0", b"kept-0" * 40, qos=0, retain=True)
+        pub.publish(f"stargate/{site}/r/big", b"x" * 20_000, qos=1, retain=True)  # a 3-byte remaining length
+        assert pub.flush(10) and pub.acked == 2
+    got = asyncio.run(collect(mosquitto.port, f"stargate/{site}/r/#", lambda ms: len(ms) >= 3, timeout=10))
+    assert sorted(got) == sorted([(f"stargate/{site}/r/q1", b"kept-1"), (f"stargate/{site}/r/q0", b"kept-0" * 40),
+                                  (f"stargate/{site}/r/big", b"x" * 20_000)])
