@@ -26,8 +26,12 @@ class Settings(BaseSettings):
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
     mqtt_cert_file: Path | None = Field(default=None, description="client certificate for mqtts://")
     mqtt_key_file: Path | None = Field(default=None, description="client key for mqtts://")
-    mqtt_client_id: str | None = Field(default=None, description="fixed client id (persistent session)")
-    mqtt_session_expiry_s: int = Field(default=0, ge=0, description="> 0: persistent session kept this long")
+    mqtt_client_id: str | None = Field(
+        default=None, description="client id prefix of the consuming services (default twin-{site}); fixed ids "
+        "give them persistent sessions")
+    mqtt_session_expiry_s: int = Field(
+        default=3600, ge=0, description="how long the broker keeps a consuming service's session (and queues its "
+        "QoS 1 messages) while it is away; 0: clean sessions")
     mqtt_queue_size: int = Field(default=100_000, ge=100, description="bounded incoming message queue")
     data_dir: Path = Path("data")
     influx_url: str | None = None

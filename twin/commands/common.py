@@ -47,7 +47,8 @@ def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> No
     p.add_argument("--broker", help=f"mqtt://host:port or mqtts://host:port (env TWIN_BROKER{extra})")
     p.add_argument("--mqtt-username", help="env TWIN_MQTT_USERNAME")
     p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
-    p.add_argument("--client-id", dest="mqtt_client_id", help="fixed MQTT client id (persistent session)")
+    p.add_argument("--client-id", dest="mqtt_client_id",
+                   help="client id prefix of consuming services (default twin-SITE): persistent sessions")
     p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=int,
                    help="seconds the broker keeps the session while away (needs --client-id)")
 
@@ -90,7 +91,7 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
         subscriptions=subscriptions,
         username=settings.mqtt_username,
         password=settings.mqtt_password,
-        client_id=(f"{settings.mqtt_client_id}-{service}" if settings.mqtt_client_id and persistent else None),
+        client_id=f"{settings.mqtt_client_id or 'twin-' + site}-{service}" if persistent else None,
         session_expiry_s=settings.mqtt_session_expiry_s if persistent else 0,
         queue_size=settings.mqtt_queue_size,
         ca_file=settings.mqtt_ca_file,

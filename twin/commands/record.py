@@ -71,7 +71,9 @@ def _cmd(args: argparse.Namespace) -> int:
     writer = TelemetryLogWriter(args.out, rotate_bytes=args.rotate_size, rotate_s=args.rotate_time)
 
     async def main(stop: asyncio.Event) -> int:
-        bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=True)
+        # a persistent session only when asked for with --client-id: a recorder that has exited must not
+        # leave the broker queueing everything for it
+        bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=bool(args.mqtt_client_id))
         bus.health = False  # the recorder must not record its own health messages
         async with bus:
             if args.log_level in ("DEBUG", "INFO"):
