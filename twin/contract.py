@@ -189,6 +189,8 @@ class PlantState(_Output):
     seq_gaps: int = Field(ge=0, description="messages missing by seq since start")
     msgs_late: int = Field(default=0, ge=0, description="messages that arrived after a newer one of their stream")
     alarms_active: int = Field(default=0, ge=0, description="alarms active now")
+    heat_demand_mw: float | None = Field(
+        default=None, description="sum over exchangers of demand_kw / 1000 (what the offtakers ask for), MW")
 
 
 class HallState(_Output):

@@ -332,6 +332,8 @@ class StateModel:
             msgs_duplicate=c.msgs_duplicate,
             seq_gaps=max(c.seq_gaps, 0),
             msgs_late=c.msgs_late,
+            # forecasting (issue 5): the offtakers' demand, for heat_reusable_mw
+            heat_demand_mw=float(self.exch_demand_kw.sum()) / 1000.0 if np.isfinite(self.exch_ts).any() else None,
         )
         return state, self._halls(ts, reporting, q_cdu, seen_c)
 
