@@ -1,0 +1,158 @@
+"""The broker's security, run by a real Mosquitto with the repo's config, ACL and generated password file.
+
+How a denial is observed without timing: a ``viewer`` subscription on ``stargate/#`` sees everything
+that gets through. Each publisher sends the message under test (QoS 1, acknowledged) and then one it is
+allowed to send, on the same connection; Mosquitto handles one client's packets in order, so once the
+allowed marker has arrived at the viewer, a forbidden message sent before it would have arrived too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from tests.deploy.broker import PASSWORDS, password_env, run_init, start_repo_broker
+from tests.servers import MosquittoServer
+
+pytestmark = pytest.mark.integration
+
+SITE = "narvik"
+TELEMETRY = f"stargate/{SITE}/gpu/h1/h1-r001"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    server = start_repo_broker(tmp_path_factory.mktemp("repo-mosquitto"), password_env())
+    yield server
+    server.stop()
+
+
+def _client(port: int, user: str | None, password: str | None = None, will: str | None = None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        "127.0.0.1", port, username=user, password=password if password is not None else PASSWORDS.get(user or ""),
+        protocol=aiomqtt.ProtocolVersion.V5, timeout=10,
+        will=aiomqtt.Will(will, b"offline", qos=1, retain=True) if will else None,
+    )
+
+
+async def _passes(port: int, user: str, topic: str, marker: str, *, health: str | None = None) -> bool:
+    """Does ``user``'s message on ``topic`` reach a viewer? ``marker`` is a topic ``user`` may publish."""
+    got: list[str] = []
+    async with _client(port, "viewer") as viewer:
+        await viewer.subscribe("stargate/#", qos=1)
+        async with _client(port, user, will=health) as c:
+            await c.publish(topic, b'{"probe": 1}', qos=1)
+            await c.publish(marker, b'{"marker": 1}', qos=1)
+
+        async def gather() -> None:
+            async for m in viewer.messages:
+                got.append(m.topic.value)
+                if m.topic.value == marker:
+                    return
+
+        await asyncio.wait_for(gather(), 20)
+    return topic in got
+
+
+async def _login(port: int, user: str | None, password: str | None = None, will: str | None = None) -> str | None:
+    """None when the broker accepts the login, else its refusal."""
+    try:
+        async with _client(port, user, password, will):
+            return None
+    except aiomqtt.MqttError as e:
+        return str(e)
+
+
+def test_anonymous_and_wrong_passwords_are_refused(broker: MosquittoServer) -> None:
+    assert asyncio.run(_login(broker.port, None)) is not None
+    assert asyncio.run(_login(broker.port, "state", "not-the-password")) is not None
+    assert asyncio.run(_login(broker.port, "nobody", "pw-state")) is not None
+    assert asyncio.run(_login(broker.port, "state")) is None
+
+
+def test_the_simulator_publishes_telemetry_and_nothing_under_twin(broker: MosquittoServer) -> None:
+    p = broker.port
+    marker = f"stargate/{SITE}/hydro/feeder-a"
+    assert asyncio.run(_passes(p, "sim", TELEMETRY, marker, health=f"stargate/{SITE}/twin/health/sim"))
+    for topic in ("twin/state", "twin/state/h1", "twin/alarm/x", "twin/forecast/it_mw", "twin/deadletter",
+                  "twin/health/state"):
+        assert not asyncio.run(_passes(p, "sim", f"stargate/{SITE}/{topic}", marker)), topic
+
+
+def test_the_sink_cannot_publish_telemetry_or_states(broker: MosquittoServer) -> None:
+    p = broker.port
+    marker = f"stargate/{SITE}/twin/sink"
+    assert asyncio.run(_passes(p, "sink", f"stargate/{SITE}/twin/alarm/sink_spool_full", marker))
+    for topic in (TELEMETRY, f"stargate/{SITE}/hydro/feeder-a", f"stargate/{SITE}/twin/state",
+                  f"stargate/{SITE}/twin/forecast/it_mw", f"stargate/{SITE}/twin/alarm/coolant_hot"):
+        assert not asyncio.run(_passes(p, "sink", topic, marker)), topic
+
+
+def test_the_twin_accounts_do_their_jobs(broker: MosquittoServer) -> None:
+    p = broker.port
+    root = f"stargate/{SITE}"
+    for topic in ("twin/state", "twin/state/h1", "twin/alarm/coolant_hot", "twin/deadletter"):
+        assert asyncio.run(_passes(p, "state", f"{root}/{topic}", f"{root}/twin/state",
+                                   health=f"{root}/twin/health/state")), topic
+    assert not asyncio.run(_passes(p, "state", TELEMETRY, f"{root}/twin/state"))
+    assert asyncio.run(_passes(p, "forecast", f"{root}/twin/forecast/it_mw", f"{root}/twin/forecast/facility_mw",
+                               health=f"{root}/twin/health/forecast"))
+    assert not asyncio.run(_passes(p, "forecast", f"{root}/twin/state", f"{root}/twin/forecast/facility_mw"))
+    assert asyncio.run(_passes(p, "sink", f"{root}/twin/deadletter", f"{root}/twin/sink",
+                               health=f"{root}/twin/health/sink"))
+
+
+def test_each_adapter_publishes_only_its_own_domain(broker: MosquittoServer) -> None:
+    p = broker.port
+    root = f"stargate/{SITE}"
+    assert asyncio.run(_passes(p, "adapter-cdu-h1", f"{root}/twin/health/adapter-cdu-h1/status",
+                               f"{root}/coolant/h1-cdu01", health=f"{root}/twin/health/adapter-cdu-h1"))
+    assert not asyncio.run(_passes(p, "adapter-cdu-h1", TELEMETRY, f"{root}/coolant/h1-cdu01"))
+    assert asyncio.run(_passes(p, "adapter-meters", f"{root}/heat/dh-narvik", f"{root}/hydro/feeder-a"))
+    assert not asyncio.run(_passes(p, "adapter-meters", f"{root}/twin/health/adapter-dcgm-h1",
+                                   f"{root}/hydro/feeder-a"))
+
+
+def test_subscriptions_deliver_only_what_the_account_may_read(broker: MosquittoServer) -> None:
+    async def main() -> list[str]:
+        got: list[str] = []
+        async with _client(broker.port, "grafana") as g:
+            await g.subscribe("stargate/#", qos=1)
+            async with _client(broker.port, "sim") as sim:
+                await sim.publish(TELEMETRY, b"{}", qos=1)
+            async with _client(broker.port, "state") as st:
+                await st.publish(f"stargate/{SITE}/twin/state", b"{}", qos=1)
+
+            async def gather() -> None:
+                async for m in g.messages:
+                    got.append(m.topic.value)
+                    if m.topic.value.endswith("/twin/state"):
+                        return
+
+            await asyncio.wait_for(gather(), 20)
+        return got
+
+    assert asyncio.run(main()) == [f"stargate/{SITE}/twin/state"]
+
+
+def test_init_refuses_a_missing_required_password(tmp_path: Path) -> None:
+    env = password_env()
+    del env["MQTT_PASSWORD_SINK"]
+    r = run_init(tmp_path / "auth", env)
+    assert r.returncode == 1
+    assert "MQTT_PASSWORD_SINK is empty" in r.stderr
+    assert not (tmp_path / "auth" / "passwd").exists()
+
+
+def test_an_optional_account_left_empty_cannot_log_in(tmp_path: Path) -> None:
+    env = password_env({"MQTT_PASSWORD_REPLAY": "", "MQTT_EXTRA_USERS": "alice:pw-alice"})
+    server = start_repo_broker(tmp_path, env)
+    try:
+        assert asyncio.run(_login(server.port, "replay", "")) is not None
+        assert asyncio.run(_login(server.port, "alice", "pw-alice")) is None
+    finally:
+        server.stop()
