@@ -154,6 +154,7 @@ class Bus:
         self.session_expiry_s = session_expiry_s
         self.persistent = bool(client_id) and session_expiry_s > 0
         self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+        self._tls_context()  # unreadable TLS files: a ConfigError now, not a retry loop later
         self.protocol: Protocol = protocol
         self.max_inflight = max_inflight
         self.health = health
@@ -209,10 +210,25 @@ class Bus:
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.address.tls:
             return None
-        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.cert_file:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+        try:
+            ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            if self.cert_file:
+                ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+        except (OSError, ssl.SSLError) as e:  # a missing or unreadable CA, certificate or key file
+            raise ConfigError(f"TLS files for {self.address} (TWIN_MQTT_CA_FILE, TWIN_MQTT_CERT_FILE, "
+                              f"TWIN_MQTT_KEY_FILE): {e}") from None
         return ctx
+
+    def _tls_refused_first(self, exc: BaseException | None) -> bool:
+        """A TLS failure on the first connection (certificate not verified, handshake refused) is a config error."""
+        if not isinstance(exc, ssl.SSLError) or self._first is None or self._first.done():
+            return False
+        why = (f"certificate verify failed ({exc.verify_message})" if isinstance(exc, ssl.SSLCertVerificationError)
+               else exc.reason or str(exc))
+        self._first.set_exception(ConfigError(
+            f"TLS to broker {self.address} failed: {why}; check the CA file (TWIN_MQTT_CA_FILE, --mqtt-ca-file) "
+            "and the client certificate (TWIN_MQTT_CERT_FILE, TWIN_MQTT_KEY_FILE)"))
+        return True
 
     def _make_client(self, v5: bool) -> aiomqtt.Client:
         props = None
@@ -278,9 +294,13 @@ class Bus:
                             self.address, e, backoff)
             except aiomqtt.MqttError as e:
                 self._connected.clear()
+                if self._tls_refused_first(e.__cause__ or e.__context__):  # aiomqtt wraps the SSLError
+                    return
                 log.warning("%s: lost %s (%s); reconnecting in %.1fs", self.service, self.address, e, backoff)
             except ssl.SSLError as e:
                 self._connected.clear()
+                if self._tls_refused_first(e):
+                    return
                 log.warning("%s: TLS to %s failed (%s); reconnecting in %.1fs", self.service,
                             self.address, e, backoff)
             finally:

@@ -1,6 +1,8 @@
 """Settings from the environment (prefix ``TWIN_``), overridden by CLI flags.
 
-Secrets are ``SecretStr``: they never appear in logs, errors or ``repr``.
+Secrets are ``SecretStr``: they never appear in logs, errors or ``repr``. They come from
+the environment or from files (``TWIN_MQTT_PASSWORD_FILE``, ``TWIN_INFLUX_TOKEN_FILE``,
+e.g. Docker or Kubernetes secrets), never from the command line (visible in ``ps``).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.errors import ConfigError
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     broker: str | None = Field(default=None, description="mqtt://host:port or mqtts://...; none: embedded broker")
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = Field(default=None, description="file holding the MQTT password")
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
     mqtt_cert_file: Path | None = Field(default=None, description="client certificate for mqtts://")
     mqtt_key_file: Path | None = Field(default=None, description="client key for mqtts://")
@@ -36,6 +39,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     influx_url: str | None = None
     influx_token: SecretStr | None = None
+    influx_token_file: Path | None = Field(default=None, description="file holding the InfluxDB API token")
     influx_org: str = "stargate"
     influx_bucket: str = "twin"
     sink_spool_max_mb: float = Field(default=512.0, gt=0, description="bound of the sink's disk spool, MiB")
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     snapshot_every_s: float = Field(default=30.0, gt=0, description="state snapshot period (warm restart)")
     snapshot: bool = Field(default=True, description="save and restore state snapshots under data_dir/state")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    max_future_s: float = Field(default=300.0, ge=0, description="refuse telemetry whose ts is further ahead of "
+                                "the wall clock at receipt, s; 0: no check")
     log_level: str = "INFO"
 
     @field_validator("broker", "influx_url")
@@ -54,6 +60,23 @@ class Settings(BaseSettings):
         if v in (None, ""):
             return None
         return v
+
+    @model_validator(mode="after")
+    def _secret_files(self) -> Settings:
+        """``*_file`` settings: the secret is read from the file (one trailing newline stripped)."""
+        for secret, path in (("mqtt_password", self.mqtt_password_file), ("influx_token", self.influx_token_file)):
+            if path is None:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as e:
+                why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+                raise ConfigError(f"setting {secret}_file (env TWIN_{secret.upper()}_FILE): cannot read {path}: "
+                                  f"{why}") from None
+            if not text:
+                raise ConfigError(f"setting {secret}_file (env TWIN_{secret.upper()}_FILE): {path} is empty")
+            setattr(self, secret, SecretStr(text))
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -65,14 +65,14 @@ def add_data_dir_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_influx_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--influx-url", help="InfluxDB 2 URL, e.g. http://localhost:8086 (env TWIN_INFLUX_URL)")
-    p.add_argument("--influx-token", help="API token (prefer env TWIN_INFLUX_TOKEN: command lines are visible)")
+    p.add_argument("--influx-url", help="InfluxDB 2 URL, e.g. http://localhost:8086 (env TWIN_INFLUX_URL; the "
+                                        "token from env TWIN_INFLUX_TOKEN or TWIN_INFLUX_TOKEN_FILE, never a flag)")
     p.add_argument("--influx-org", help="organisation (default stargate)")
     p.add_argument("--influx-bucket", help="bucket (default twin)")
 
 
 _SETTING_KEYS = ("plant", "tick_s", "log_level", "broker", "mqtt_username", "mqtt_ca_file", "mqtt_client_id",
-                 "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_token", "influx_org", "influx_bucket",
+                 "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_org", "influx_bucket",
                  "sink_mirror_s")
 
 

@@ -86,6 +86,7 @@ def _state(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                           max_future_s=settings.max_future_s or None,
                            snapshot_path=snapshot_path(settings, plant.site.id),
                            snapshot_every_s=settings.snapshot_every_s)
         async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True) as bus:

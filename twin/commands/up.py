@@ -96,6 +96,8 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                stop: asyncio.Event) -> int:
     site = plant.site.id
     state = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                           # the in-process simulator runs ahead of the wall clock at --speed > 1
+                           max_future_s=(settings.max_future_s or None) if args.speed <= 1 else None,
                            snapshot_path=snapshot_path(settings, plant.site.id),
                            snapshot_every_s=settings.snapshot_every_s)
     sink = SinkService(site, writer, **sink_options(settings))

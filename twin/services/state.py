@@ -19,7 +19,7 @@ import orjson
 from adapters.mqtt import Bus
 from twin.contract import Alarm, DeadLetter, HallState, PlantState
 from twin.errors import ConfigError
-from twin.ingest import Decoder, Rejected
+from twin.ingest import Decoded, Decoder, Rejected
 from twin.plant import Plant
 from twin.plant_alarms import PlantAlarms
 from twin.snapshot import load_snapshot, save_snapshot
@@ -39,8 +39,9 @@ class StateService:
 
     def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
                  snapshot_path: Path | None = None, snapshot_every_s: float = 30.0,
-                 halls: list[str] | None = None) -> None:
+                 halls: list[str] | None = None, max_future_s: float | None = None) -> None:
         self.plant = plant
+        self.max_future_s = max_future_s  # refuse ts this far ahead of the receive time (None: no check)
         self.topics = Topics(plant.site.id)
         self.decoder = Decoder(plant, max_payload_bytes)
         self.model = StateModel(plant)
@@ -79,6 +80,8 @@ class StateService:
     def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
         """Decode and apply one message; emit states for closed tick windows; dead-letter bad input."""
         d = self.decoder.decode(topic, payload)
+        if not isinstance(d, Rejected):
+            d = self._check_future(d, received_ts)
         if isinstance(d, Rejected):
             self.model.reject()
             self._dead_letter(topic, payload, d.reason, received_ts)
@@ -88,6 +91,14 @@ class StateService:
         if due is not None:
             self.emit(due)
         self.model.apply(d)
+
+    def _check_future(self, d: Decoded, received_ts: float) -> Decoded | Rejected:
+        """Refuse event times too far ahead of the wall clock at receipt (old times pass: replays)."""
+        ahead = d.msg.ts - received_ts
+        if self.max_future_s is not None and ahead > self.max_future_s:
+            return Rejected(f"ts {d.msg.ts:.3f} is {ahead:.0f} s ahead of the receive time "
+                            f"(limit {self.max_future_s:g} s, TWIN_MAX_FUTURE_S)")
+        return d
 
     def emit(self, ts: float, heartbeat: bool = False) -> PlantState:
         state, halls = self.model.snapshot(ts, integrate=not heartbeat)
