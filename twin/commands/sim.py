@@ -153,7 +153,10 @@ def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: in
         def progress(done_s: float) -> None:
             bar.update(task, completed=done_s, sim=f"{done_s / 86400:.2f} of {duration / 86400:.2f} days")
 
-        n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,
-                      scenario=scenario, rack_every=args.rack_every, progress=progress)
+        try:
+            n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,
+                          scenario=scenario, rack_every=args.rack_every, progress=progress)
+        except OSError as e:
+            raise ConfigError(f"cannot write {args.out}: {e.strerror or e}") from None
     print(f"twin sim: {n:,} messages, {duration / step:,.0f} steps of {step:g} s, to {args.out}", file=sys.stderr)
     return 0
