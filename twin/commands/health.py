@@ -1,0 +1,99 @@
+"""``twin health [SERVICE]``: the containers' healthcheck. Is SERVICE online on the broker?
+
+Every service publishes ``online`` on its retained ``stargate/{site}/twin/health/{service}`` when
+it connects, and its MQTT will makes the broker replace that with ``offline`` when the connection
+is lost, including when the process hangs and misses its keep-alive. This command logs in with
+the container's own account (``TWIN_BROKER``, ``TWIN_MQTT_USERNAME``, ``TWIN_MQTT_PASSWORD``,
+TLS settings), reads that retained message and exits 0 for ``online``, 1 otherwise (``offline``,
+nothing retained yet, broker unreachable), with one line saying why. It publishes nothing and
+sets no will. SERVICE defaults to env ``TWIN_HEALTH_SERVICE`` (set per service in compose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+import sys
+
+import aiomqtt
+
+from adapters.mqtt import parse_broker_url
+from twin.commands.common import add_broker_options, positive_float
+from twin.errors import ConfigError
+from twin.plant import load_plant
+from twin.settings import load_settings
+from twin.topics import Topics
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("health", help="healthcheck: exit 0 when SERVICE is online on the broker",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("service", nargs="?", metavar="SERVICE",
+                   help="state, sink, forecast, sim, adapter-<name> (default: env TWIN_HEALTH_SERVICE)")
+    add_broker_options(p)
+    p.add_argument("--site", help="site id (default: the plant's, env TWIN_PLANT)")
+    p.add_argument("--plant", help="plant file or name whose site id to use (default phase1; env TWIN_PLANT)")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds to wait for the answer (default 5)")
+    p.set_defaults(func=_cmd)
+
+
+async def read_retained(settings_broker: str, topic: str, *, username: str | None, password: str | None,
+                        ca_file: str | None, cert_file: str | None, key_file: str | None,
+                        timeout: float) -> bytes | None:
+    """The retained payload on ``topic`` (None when nothing is retained there)."""
+    addr = parse_broker_url(settings_broker)
+    tls = None
+    if addr.tls:
+        tls = ssl.create_default_context(cafile=ca_file)
+        if cert_file:
+            tls.load_cert_chain(cert_file, key_file)
+    user = username if username is not None else addr.username
+    pw = password if password is not None else (addr.password.get_secret_value() if addr.password else None)
+    async with aiomqtt.Client(addr.host, addr.port, username=user, password=pw, tls_context=tls,
+                              protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout) as client:
+        await client.subscribe(topic, qos=1)
+
+        async def first() -> bytes:
+            async for m in client.messages:
+                return bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode()
+            return b""
+
+        try:
+            # Retained messages arrive right after the SUBACK; a short wait means "none retained".
+            return await asyncio.wait_for(first(), timeout)
+        except TimeoutError:
+            return None
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    service = args.service or os.environ.get("TWIN_HEALTH_SERVICE")
+    if not service:
+        raise ConfigError("no service to check: pass SERVICE or set TWIN_HEALTH_SERVICE")
+    settings = load_settings(broker=args.broker, mqtt_username=args.mqtt_username, mqtt_ca_file=args.mqtt_ca_file)
+    if not settings.broker:
+        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    site = args.site or load_plant(args.plant or settings.plant).site.id
+    topic = Topics(site).health(service)
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    try:
+        payload = asyncio.run(read_retained(
+            settings.broker, topic, username=settings.mqtt_username, password=pw,
+            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+            key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None, timeout=args.timeout))
+    except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:
+        sys.stderr.write(f"twin health: {service}: cannot read {topic} from the broker: {e}\n")
+        return 1
+    if payload is None:
+        sys.stderr.write(f"twin health: {service}: nothing retained on {topic} yet (never connected)\n")
+        return 1
+    text = payload.decode(errors="replace").strip()
+    if text != "online":
+        sys.stderr.write(f"twin health: {service}: {topic} says {text or 'nothing'!r}\n")
+        return 1
+    sys.stdout.write(f"twin health: {service}: online\n")
+    return 0
