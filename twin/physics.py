@@ -161,8 +161,7 @@ def loop_return_step_c(t_return_c: ArrayLike, t_supply_c: ArrayLike, q_w: ArrayL
     k = np.asarray(flow_lps, dtype=np.float64) / 1000.0 / volume_m3  # 1/s
     heat_rate = np.asarray(q_w, dtype=np.float64) / (density_kg_m3 * cp_j_kgk * volume_m3)  # K/s
     kdt = k * dt_s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fac = np.where(kdt > 1e-9, -np.expm1(-kdt) / np.where(k > 0, k, 1.0), dt_s)
+    fac = np.where(kdt > 1e-9, -np.expm1(-kdt) / np.where(k > 0, k, 1.0), dt_s)  # guarded: no 0/0
     return tr + (heat_rate - k * (tr - ts)) * fac
 
 
@@ -202,8 +201,7 @@ def dry_cooler_fan_fraction(q_w: ArrayLike, itd_k: ArrayLike, q_design_w: float,
     """
     itd = np.asarray(itd_k, dtype=np.float64)
     q = np.asarray(q_w, dtype=np.float64) / q_design_w
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(itd > 0, q * itd_design_k / np.where(itd > 0, itd, 1.0), np.inf)
+    return np.where(itd > 0, q * itd_design_k / np.where(itd > 0, itd, 1.0), np.inf)  # guarded: no x/0
 
 
 def dry_cooler_min_supply_c(q_w: ArrayLike, t_ambient_c: ArrayLike, fluid_rise_k: float, q_design_w: float,
