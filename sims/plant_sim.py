@@ -162,7 +162,10 @@ class PlantSim:
 
         hy = hydro_step(self.hydro, ts, dt, p.site.contract_mw, pr.hydro, self._rng_hydro, o.available_mw,
                         o.feeder_available_mw, o.frequency_delta_hz)
-        share = self.hydro.ratings_mw / self.hydro.ratings_mw.sum()
+        # the site's draw splits over the feeders as they can deliver (by rating when none is curtailed)
+        avail_total = float(hy.available_mw.sum())
+        ratings = self.hydro.ratings_mw
+        share = hy.available_mw / avail_total if avail_total > 0 else ratings / ratings.sum()
         return SimFrame(
             ts=ts, gpu_power_w=p_gpu, gpu_util=u, gpu_temp_c=self.t_gpu, aux_power_w=aux,
             cdu_supply_c=cdu.supply_c, cdu_return_c=cdu.return_c, cdu_flow_lps=cdu.flow_lps,
