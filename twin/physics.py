@@ -100,9 +100,12 @@ def gpu_temp_step_c(t_gpu_c: ArrayLike, t_supply_c: ArrayLike, p_gpu_w: ArrayLik
     stable for any step length. float32 inputs stay float32.
     """
     a = 1.0 - float(np.exp(-dt_s / tau_s))
-    out = _as_float(t_gpu_c) * (1.0 - a)  # T + (T_ss - T) a, in as few array passes as possible
-    out += _as_float(p_gpu_w) * (a * r_th_k_w)
-    out += _as_float(t_supply_c) * a
+    t, p, ts = _as_float(t_gpu_c), _as_float(p_gpu_w), _as_float(t_supply_c)
+    out = t * (1.0 - a)  # T + (T_ss - T) a, in as few array passes as possible
+    if np.shape(out) != np.broadcast_shapes(np.shape(out), np.shape(p), np.shape(ts)):
+        return out + p * (a * r_th_k_w) + ts * a  # inputs broadcast to a larger shape than T's
+    out += p * (a * r_th_k_w)
+    out += ts * a
     return out
 
 

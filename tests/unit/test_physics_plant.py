@@ -47,6 +47,9 @@ def test_gpu_temperature_steady_state_and_first_order_step() -> None:
                                   np.full((2, 3), 1400, np.float32), 0.03, 5.0, 5.0)
     assert t32.dtype == np.float32
     assert np.allclose(t32, t, atol=1e-4)
+    # inputs may broadcast to a larger shape than the temperature's (one start temperature for all)
+    many = physics.gpu_temp_step_c(50.0, 32.0, np.array([1400.0, 200.0]), 0.03, 5.0, 5.0)
+    assert many.tolist() == pytest.approx([50 + 24 * (1 - math.exp(-1)), 50 + (38 - 50) * (1 - math.exp(-1))])
     # many steps converge to the steady state whatever the step length
     t = 40.0
     for _ in range(20):
