@@ -101,8 +101,8 @@ def heat_step(s: HeatState, ts: float, dt_s: float, ambient_c: float, t_source_c
     electric = np.where(s.heat_pump, physics.heat_pump_electric_w(delivered, np.where(s.heat_pump, cop, 1.0)), 0.0)
     drawn = delivered - electric
     total = float(drawn.sum())
-    if total > available_w > 0 or available_w <= 0:  # not enough heat in the facility water: share it out
-        k = max(available_w, 0.0) / total if total > 0 else 0.0
+    if total > max(available_w, 0.0):  # not enough heat in the facility water: share it out
+        k = max(available_w, 0.0) / total
         delivered, electric, drawn = delivered * k, electric * k, drawn * k
         total = float(drawn.sum())
     supply = np.where(s.heat_pump, s.supply_c, np.minimum(s.supply_c, t_source_c - p.hx_approach_k))
