@@ -209,10 +209,13 @@ class Replayer:
 
     def run(self, pub: FastPublisher, stop: threading.Event | None = None,
             progress: Callable[[ReplayStats], None] | None = None,
-            report_error: Callable[[LogError], None] | None = None) -> ReplayStats:
+            report_error: Callable[[LogError], None] | None = None,
+            pace: Callable[[float], bool] | None = None) -> ReplayStats:
         """Publish until the logs end (or forever with ``loop``), ``stop`` is set, or a bad line stops it.
 
-        Returns once every published QoS 1 message is acknowledged (or 30 s passed).
+        ``pace(ts)`` (e.g. :meth:`adapters.replay_pace.StatePacer.allows`), when given, is
+        asked before each message with its (rebased) event time; the replay waits while it
+        says no. Returns once every published QoS 1 message is acknowledged (or 30 s passed).
         """
         o = self.options
         stop = stop or threading.Event()
@@ -272,6 +275,12 @@ class Replayer:
                                 if left <= 0:
                                     break
                                 pub.idle(min(left, 0.2))
+                            if stop.is_set():
+                                break
+                        if pace is not None:
+                            ets = rec.t + self.shift + self._loop_offset
+                            while not pace(ets) and not stop.is_set():
+                                pub.idle(0.02)
                             if stop.is_set():
                                 break
                         topic, payload = self.transform(rec)

@@ -21,6 +21,7 @@ from adapters.mqtt import Bus, parse_broker_url
 from adapters.mqtt_publisher import FastPublisher
 from adapters.record import record
 from adapters.replay import Replayer, ReplayOptions
+from adapters.replay_pace import StatePacer
 from adapters.telemetry_log import TelemetryLogWriter, iter_log
 from tests.conftest import REPO, collect, mosquitto_pub
 from tests.servers import MosquittoServer, env_with_venv
@@ -128,7 +129,7 @@ def test_round_trip_same_messages_in_order_and_timing(mosquitto: MosquittoServer
     assert min(p99s) < 0.010, f"gap error p99 {[round(p * 1000, 2) for p in p99s]} ms"
 
 
-def test_replay_at_max_into_the_state_service_gives_the_same_states(mosquitto: MosquittoServer, site: str,
+def test_replay_at_max_paced_by_the_twin_gives_the_same_states(mosquitto: MosquittoServer, site: str,
                                                                      tmp_path: Path) -> None:
     plant = small_plant(tmp_path, site)
     log = tmp_path / "sim.jsonl"
@@ -160,8 +161,13 @@ def test_replay_at_max_into_the_state_service_gives_the_same_states(mosquitto: M
             task = asyncio.create_task(svc.run(bus))
 
             def replay() -> None:
-                with FastPublisher(parse_broker_url(mosquitto.url), window=100) as pub:
-                    Replayer([log], ReplayOptions(speed=None)).run(pub)
+                pacer = StatePacer(parse_broker_url(mosquitto.url), site, lag_s=3.0).start()
+                try:
+                    with FastPublisher(parse_broker_url(mosquitto.url), window=100) as pub:
+                        Replayer([log], ReplayOptions(speed=None)).run(pub, pace=pacer.allows)
+                finally:
+                    pacer.stop()
+                assert pacer.state_ts is not None and pacer.state_ts >= T0 + steps - 5  # it followed the twin
 
             await asyncio.to_thread(replay)
             with contextlib.suppress(TimeoutError):

@@ -20,7 +20,8 @@ from types import FrameType
 from adapters.mqtt import parse_broker_url
 from adapters.mqtt_publisher import FastPublisher, PublisherError
 from adapters.replay import Replayer, ReplayOptions, ReplayStats, first_t
-from adapters.telemetry_log import LogError
+from adapters.replay_pace import StatePacer
+from adapters.telemetry_log import LogError, LogReader, LogRecord
 from twin.contract import SITE_PATTERN
 from twin.errors import ConfigError
 from twin.settings import load_settings
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--keep-source", action="store_true", help="keep the logged source (default: source=replay)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="stop",
                    help="a bad log line: report it and skip it, or stop there (default stop)")
+    p.add_argument("--pace-by-state", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                   help="stay at most SECONDS (default 5) of event time ahead of the twin's latest PlantState "
+                        "(stargate/SITE/twin/state), so that a replay at max never outruns the state service")
     p.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight at most (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a terminal)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
@@ -105,6 +109,15 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _site_of(files: list[str]) -> str | None:
+    for f in files:
+        for rec in LogReader(f):
+            if isinstance(rec, LogRecord):
+                parts = rec.topic.split("/")
+                return parts[1] if len(parts) > 2 and parts[0] == "stargate" else None
+    return None
+
+
 def _summary(st: ReplayStats, speed: float | None) -> str:
     span = (st.t - st.first_t) if st.t is not None and st.first_t is not None else 0.0
     x = span / st.elapsed_s if st.elapsed_s > 0 else 0.0
@@ -140,12 +153,24 @@ def _cmd(args: argparse.Namespace) -> int:
         action = "skipped" if options.on_error == "skip" else "stopping the replay here"
         sys.stderr.write(f"twin replay: {e} ({action})\n")
 
+    pacer = None
+    if args.pace_by_state is not None:
+        site = options.site or _site_of(args.files)
+        if site is None:
+            pub.close()
+            raise ConfigError("--pace-by-state needs the site: pass --site S (the log has no stargate/{site}/ topic)")
+        pacer = StatePacer(parse_broker_url(settings.broker), site, args.pace_by_state,
+                           username=settings.mqtt_username,
+                           password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None)
+        pacer.start()
     show = not args.no_progress and sys.stderr.isatty()
     try:
         with _stop_on_signals(stop), _progress(show, args.speed) as progress:
-            st = replayer.run(pub, stop, progress, report_error)
+            st = replayer.run(pub, stop, progress, report_error, pacer.allows if pacer else None)
     finally:
         pub.close()
+        if pacer is not None:
+            pacer.stop()
     sys.stderr.write(f"twin replay: {_summary(st, args.speed)}\n")
     if st.stopped == "error":
         sys.stderr.write(f"twin replay: stopped at a bad line; {st.published:,} messages before it were published "
