@@ -81,3 +81,14 @@ def test_edited_log_bytes_equal_the_re_encoded_value(tmp_path) -> None:  # type:
         assert r.transform(rec)[1] == orjson.dumps(want)
     foreign = LogRecord(1.0, "a/b", 1, False, {"ts": 1.0, "source": "sim"}, text=None)
     assert orjson.loads(r.transform(foreign)[1]) == {"ts": 1001.0, "source": "replay"}
+
+
+def test_pacing_by_the_twins_state() -> None:
+    from adapters.mqtt import parse_broker_url
+    from adapters.replay_pace import StatePacer
+
+    p = StatePacer(parse_broker_url("mqtt://127.0.0.1:1"), "narvik", lag_s=5.0)  # not connected: logic only
+    assert p.allows(1000.0) and p.allows(1005.0) and not p.allows(1005.5)  # no state yet: lag from the first
+    p.state_ts = 1003.0
+    assert p.allows(1008.0) and not p.allows(1008.5)
+    assert p.waits == 2
