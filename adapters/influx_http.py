@@ -14,6 +14,7 @@ never waits on HTTP.
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,6 +38,7 @@ class InfluxHttpWriter:
                                       timeout=timeout_ms, enable_gzip=False)
         self._service = WriteService(self._client.api_client)
         self.lines_written = 0
+        self._count_lock = threading.Lock()
 
     def write_sync(self, lines: Iterable[str]) -> None:
         batch = lines if isinstance(lines, list) else list(lines)
@@ -60,7 +62,8 @@ class InfluxHttpWriter:
             raise Unavailable(f"{type(e).__name__}: {e}") from None
         except WriteError:
             raise
-        self.lines_written += len(batch)
+        with self._count_lock:  # the sink may have two requests in flight
+            self.lines_written += len(batch)
 
     def close(self) -> None:
         self._client.close()

@@ -91,6 +91,7 @@ class SinkService:
         backoff_max_s: float = 30.0,
         mirror_s: float = 0.0,
         stats_every_s: float = 5.0,
+        max_inflight: int = 1,
     ) -> None:
         self.site = site
         self.topics = Topics(site)
@@ -99,6 +100,7 @@ class SinkService:
         self.flush_s = flush_s
         self.batch_lines = batch_lines
         self.max_buffer = max_buffer
+        self.max_inflight = max_inflight
         self.mirror_s = mirror_s
         self.stats_every_s = stats_every_s
         self.backoff = Backoff(backoff_base_s, backoff_max_s)
@@ -204,13 +206,14 @@ class SinkService:
     async def step(self) -> None:
         """Write what is buffered; spool what cannot be written; drain the spool when it is time."""
         while self.pending:
-            batch = self._take(self.batch_lines)
             if not self.backlog and time.monotonic() >= self._retry_at:
-                d = await self._deliver(batch)
-                if not d.done:
-                    await self._to_spool(d.remaining)
+                # up to max_inflight batches at once, so the database works while the next is compressed
+                batches = [self._take(self.batch_lines) for _ in range(self.max_inflight) if self.pending]
+                for d in await asyncio.gather(*(self._deliver(b) for b in batches)):
+                    if not d.done:
+                        await self._to_spool(d.remaining)
             else:
-                await self._to_spool(batch)
+                await self._to_spool(self._take(self.batch_lines))
         if self.backlog and time.monotonic() >= self._retry_at:
             await self._drain()
 
@@ -341,8 +344,11 @@ class SinkService:
             timeout = self.flush_s
             if self.backlog:
                 timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # coincides with the event, and the writer would then never stop
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.step()
