@@ -82,8 +82,7 @@ class _Client(aiomqtt.Client):
     """
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        super()._on_socket_open(client, userdata, sock)
-
+        # aiomqtt's own _on_socket_open, with a reader that drains the socket (not one packet per wake-up)
         def drain() -> None:
             try:
                 for _ in range(10_000):
@@ -99,8 +98,12 @@ class _Client(aiomqtt.Client):
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)
 
-        self._loop.call_soon_threadsafe(self._loop.remove_reader, sock.fileno())
+        def create_misc_task() -> None:
+            self._misc_task = self._loop.create_task(self._misc_loop())
+
+        # paho calls this from the executor thread that runs connect(): schedule onto the loop
         self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), drain)
+        self._loop.call_soon_threadsafe(create_misc_task)
 
 
 class _CountingQueue(asyncio.Queue):  # type: ignore[type-arg]
@@ -143,6 +146,7 @@ class Bus:
         protocol: Protocol = "auto",
         max_inflight: int = 1000,
         health: bool = True,
+        manual_ack: bool = False,
     ) -> None:
         self.address = parse_broker_url(url)
         self.service = service
@@ -158,6 +162,10 @@ class Bus:
         self.protocol: Protocol = protocol
         self.max_inflight = max_inflight
         self.health = health
+        # manual_ack: received QoS 1 messages are acknowledged only by ack() (after the consumer made them
+        # durable), so the broker redelivers them to the persistent session after a crash
+        self.manual_ack = manual_ack
+        self.generation = 0  # connection counter: message ids are only valid on the connection they came on
         self.health_topic = f"stargate/{site}/twin/health/{service}"
         # aiomqtt puts incoming messages straight into this one queue, across reconnects
         self.queue: asyncio.Queue[aiomqtt.Message] = _CountingQueue(maxsize=queue_size)
@@ -262,7 +270,10 @@ class Bus:
         v5 = self.protocol != "3.1.1"
         while not self._closing:
             try:
-                async with self._make_client(v5) as client:
+                client = self._make_client(v5)
+                if self.manual_ack:
+                    client._client.manual_ack_set(True)
+                async with client:
                     client.pending_calls_threshold = self.max_inflight * 4
                     self._client = client
                     self.protocol_in_use = "5" if v5 else "3.1.1"
@@ -271,6 +282,7 @@ class Bus:
                     if self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
                     self.connects += 1
+                    self.generation += 1
                     backoff = 0.2
                     self._connected.set()
                     if self._first is not None and not self._first.done():
@@ -278,7 +290,9 @@ class Bus:
                     log.info("%s connected to %s (MQTT %s)", self.service, self.address, self.protocol_in_use)
                     # Messages go straight into self.queue; here we only wait for the connection to end.
                     # aiomqtt 2.x has no public "disconnected" awaitable besides iterating the messages.
-                    await client._disconnected
+                    # shielded: cancelling us must not cancel aiomqtt's future, or its __aexit__ would think the
+                    # connection gone and skip the DISCONNECT, leaving a zombie connection on the broker
+                    await asyncio.shield(client._disconnected)
                     raise aiomqtt.MqttError("disconnected")
             except aiomqtt.MqttCodeError as e:
                 self._connected.clear()
@@ -316,6 +330,21 @@ class Bus:
         while True:
             yield await self.queue.get()
 
+    def ack(self, items: list[tuple[int, int, int]]) -> int:
+        """Acknowledge received messages given as (generation, mid, qos); returns how many were sent.
+
+        Those from an earlier connection are skipped: the broker redelivers them to the session anyway.
+        """
+        client = self._client
+        if client is None:
+            return 0
+        sent = 0
+        for gen, mid, qos in items:
+            if gen == self.generation and qos > 0:
+                client._client.ack(mid, qos)
+                sent += 1
+        return sent
+
     @property
     def dropped(self) -> int:
         """Incoming messages dropped because the bounded queue was full."""
@@ -326,7 +355,12 @@ class Bus:
         return self._connected.is_set()
 
     async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        """Publish, waiting through disconnects: at least once for QoS 1."""
+        """Publish, waiting through disconnects: at least once for QoS 1.
+
+        A publish cut by a lost connection (aiomqtt raises, or times out waiting for the PUBACK) is sent
+        again on the next connection; the consumer drops the duplicate by ``seq``. Only the supervisor
+        sets or clears the connected state.
+        """
         while True:
             await self._connected.wait()
             client = self._client
@@ -337,8 +371,10 @@ class Bus:
                 await client.publish(topic, payload, qos=qos, retain=retain)
                 return
             except aiomqtt.MqttError:
-                self._connected.clear()
-                await asyncio.sleep(0.05)
+                if self._closing:
+                    raise
+                if client is self._client:  # the connection is being torn down: let the supervisor see it
+                    await asyncio.sleep(0.1)
 
     async def publish_many(self, items: Iterable[tuple[str, bytes]], qos: int = 1, retain: bool = False,
                            window: int = 500) -> int:

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     sink_batch_lines: int = Field(default=5000, ge=1, description="lines per InfluxDB write")
     sink_flush_s: float = Field(default=1.0, gt=0, description="longest a line waits before it is written, s")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
-    snapshot_every_s: float = Field(default=30.0, gt=0, description="state snapshot period (warm restart)")
+    snapshot_every_s: float = Field(
+        default=10.0, gt=0, description="state snapshot period (warm restart); received messages are "
+        "acknowledged to the broker once a snapshot holds them")
     snapshot: bool = Field(default=True, description="save and restore state snapshots under data_dir/state")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     max_future_s: float = Field(default=300.0, ge=0, description="refuse telemetry whose ts is further ahead of "

@@ -55,7 +55,7 @@ def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> No
 
 def add_state_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-every", dest="snapshot_every_s", type=positive_float,
-                   help="seconds between state snapshots under DATA_DIR/state (default 30)")
+                   help="seconds between state snapshots under DATA_DIR/state (default 10)")
     p.add_argument("--no-snapshot", dest="snapshot", action="store_const", const=False,
                    help="neither restore nor save state snapshots (cold start)")
 
@@ -83,7 +83,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:
 
 
 def make_bus(settings: Settings, url: str, service: str, site: str, subscriptions: Iterable[str] = (),
-             persistent: bool = False, protocol: Protocol = "auto") -> Bus:
+             persistent: bool = False, protocol: Protocol = "auto", manual_ack: bool = False) -> Bus:
     return Bus(
         url,
         service=service,
@@ -98,6 +98,7 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
         cert_file=settings.mqtt_cert_file,
         key_file=settings.mqtt_key_file,
         protocol=protocol,
+        manual_ack=manual_ack,
     )
 
 

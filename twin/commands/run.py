@@ -89,7 +89,9 @@ def _state(args: argparse.Namespace) -> int:
                            max_future_s=settings.max_future_s or None,
                            snapshot_path=snapshot_path(settings, plant.site.id),
                            snapshot_every_s=settings.snapshot_every_s)
-        async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True) as bus:
+        # with snapshots, messages are acknowledged only once a snapshot holds them (redelivered after a crash)
+        async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True,
+                            manual_ack=service.snapshot_path is not None) as bus:
             task = asyncio.create_task(service.run(bus))
 
             def report() -> None:

@@ -103,7 +103,8 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
     sink = SinkService(site, writer, **sink_options(settings))
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
     enter = stack.enter_async_context
-    state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol))
+    state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
+                                     manual_ack=state.snapshot_path is not None and protocol != "3.1.1"))
     sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))
     tasks = [

@@ -38,7 +38,7 @@ class StateService:
     name = "state"
 
     def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
-                 snapshot_path: Path | None = None, snapshot_every_s: float = 30.0,
+                 snapshot_path: Path | None = None, snapshot_every_s: float = 10.0,
                  halls: list[str] | None = None, max_future_s: float | None = None) -> None:
         self.plant = plant
         self.max_future_s = max_future_s  # refuse ts this far ahead of the receive time (None: no check)
@@ -62,6 +62,8 @@ class StateService:
         self.latest_halls: list[HallState] = []
         self.listeners: list[StateListener] = []
         self._bus: Bus | None = None
+        self._unacked: list[tuple[int, int, int]] = []  # applied, not yet in a snapshot: (generation, mid, qos)
+        self.checkpoint_every_msgs = 20_000
         self._last_msg_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
 
@@ -128,8 +130,12 @@ class StateService:
         log.info("alarm %s", a.message)
 
     def save(self) -> None:
+        """Snapshot the state, then acknowledge the messages it now holds (at least once in, once in the state)."""
         if self.snapshot_path is not None:
             save_snapshot(self.snapshot_path, self.model, self.alarms)
+        if self._unacked and self._bus is not None:
+            self._bus.ack(self._unacked)
+        self._unacked = []
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, ts: float) -> None:
         log.debug("dead letter from %s: %s", topic, reason)
@@ -147,12 +153,17 @@ class StateService:
         idle = asyncio.create_task(self._idle_flush())
         saver = asyncio.create_task(self._save_loop())
         queue = bus.queue
+        checkpointed = bus.manual_ack
         try:
             while True:
                 msg = await queue.get()
                 self._last_msg_wall = time.monotonic()
                 payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                 self.handle(msg.topic.value, bytes(payload), time.time())
+                if checkpointed:
+                    self._unacked.append((bus.generation, msg.mid, msg.qos))
+                    if len(self._unacked) >= self.checkpoint_every_msgs:
+                        self.save()
         finally:
             idle.cancel()
             saver.cancel()
