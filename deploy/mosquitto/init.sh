@@ -30,6 +30,10 @@ add() {
     case "$1" in
         *[!A-Za-z0-9_.-]* | "") echo "mosquitto-init: bad account name '$1'" >&2; exit 1 ;;
     esac
+    case "$2" in
+        change-me*) echo "mosquitto-init: the password of $1 is still the example value: set it in .env" >&2
+                    exit 1 ;;
+    esac
     mosquitto_passwd -b "$new" "$1" "$2"
     count=$((count + 1))
 }

@@ -146,6 +146,9 @@ def test_init_refuses_a_missing_required_password(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "MQTT_PASSWORD_SINK is empty" in r.stderr
     assert not (tmp_path / "auth" / "passwd").exists()
+    r = run_init(tmp_path / "auth", password_env({"MQTT_PASSWORD_SIM": "change-me-sim"}))
+    assert r.returncode == 1
+    assert "password of sim is still the example value" in r.stderr
 
 
 def test_an_optional_account_left_empty_cannot_log_in(tmp_path: Path) -> None:
