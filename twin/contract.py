@@ -189,6 +189,9 @@ class PlantState(_Output):
     seq_gaps: int = Field(ge=0, description="messages missing by seq since start")
     msgs_late: int = Field(default=0, ge=0, description="messages that arrived after a newer one of their stream")
     alarms_active: int = Field(default=0, ge=0, description="alarms active now")
+    msgs_dropped: int = Field(default=0, ge=0, description="messages dropped on overload (incoming queue full)")
+    deadletters_suppressed: int = Field(
+        default=0, ge=0, description="dead letters not published because their rate limit was exceeded")
     heat_demand_mw: float | None = Field(
         default=None, description="sum over exchangers of demand_kw / 1000 (what the offtakers ask for), MW")
 

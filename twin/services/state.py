@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from adapters.mqtt import Bus
+from twin.alarms import AlarmBank, AlarmRule
 from twin.contract import Alarm, DeadLetter, HallState, PlantState
 from twin.errors import ConfigError
 from twin.ingest import Decoded, Decoder, Rejected
@@ -66,6 +68,15 @@ class StateService:
         self.checkpoint_every_msgs = 20_000
         self._last_msg_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
+        # bounded dead letters: a token bucket of deadletter_rate per second, deadletter_burst deep
+        self.deadletter_rate, self.deadletter_burst = 100.0, 1000.0
+        self._dl_tokens, self._dl_wall = self.deadletter_burst, time.monotonic()
+        self.deadletters_suppressed = 0
+        # overload: messages dropped because the bounded incoming queue was full
+        self._dropped_seen = 0
+        self.overload = AlarmBank(AlarmRule("overload", "critical", 0.5, 0.5, True, 0.0,
+                                            "state service overloaded: messages dropped since the last state",
+                                            clear_debounce_s=30.0), [f"service/{plant.site.id}-state"])
 
     @property
     def subscriptions(self) -> list[str]:
@@ -105,7 +116,12 @@ class StateService:
     def emit(self, ts: float, heartbeat: bool = False) -> PlantState:
         state, halls = self.model.snapshot(ts, integrate=not heartbeat)
         transitions = self.alarms.evaluate(self.model, state)
-        state = state.model_copy(update={"alarms_active": self.alarms.active_count()})
+        dropped = self._bus.dropped if self._bus is not None else 0
+        transitions += self.overload.evaluate(np.array([dropped - self._dropped_seen]), np.array([True]), ts)
+        self._dropped_seen = dropped
+        state = state.model_copy(update={
+            "alarms_active": self.alarms.active_count() + int(self.overload.active.sum()),
+            "msgs_dropped": dropped, "deadletters_suppressed": self.deadletters_suppressed})
         self.latest, self.latest_halls = state, halls
         self._last_emit_wall = time.monotonic()
         bus = self._bus
@@ -141,6 +157,13 @@ class StateService:
         log.debug("dead letter from %s: %s", topic, reason)
         if self._bus is None:
             return
+        now = time.monotonic()
+        self._dl_tokens = min(self.deadletter_burst, self._dl_tokens + (now - self._dl_wall) * self.deadletter_rate)
+        self._dl_wall = now
+        if self._dl_tokens < 1.0:  # policy: over the rate, count the refusal but publish no dead letter
+            self.deadletters_suppressed += 1
+            return
+        self._dl_tokens -= 1.0
         dl = DeadLetter(ts=ts, topic=topic[:512], reason=reason[:1024],
                         payload=payload[:1024].decode("utf-8", errors="replace"))
         self._bus.publish_nowait(self.topics.deadletter, orjson.dumps(dl.model_dump()), qos=1, retain=False)
