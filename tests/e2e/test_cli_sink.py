@@ -110,3 +110,43 @@ def test_without_influxdb_the_lines_go_to_files_that_parse_back(mosquitto: Mosqu
     assert all(p.tags == {"site": site} for p in plant)
     assert len(halls) == n and all(p.tags == {"site": site, "hall": "h1"} for p in halls)
     assert isinstance(plant[0].fields["gpus_total"], int)
+
+
+def test_a_database_outage_in_the_middle_of_twin_up_loses_no_point(
+        mosquitto: MosquittoServer, victoria: VictoriaMetricsServer, site: str, tmp_path: Path) -> None:
+    """The issue's "done when": ``twin up`` writing to an InfluxDB-protocol server that goes away for 15 s.
+
+    The server is stopped with SIGTERM here (VictoriaMetrics then keeps what it acknowledged;
+    the SIGKILL case is tests/integration/test_sink_victoria.py). Ground truth is every
+    PlantState seen on the bus by an independent subscriber.
+    """
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q", "1",
+                            "-t", f"stargate/{site}/twin/state"], stdout=subprocess.PIPE, env=env_with_venv())
+    up = subprocess.Popen([*TWIN, "up", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
+                           "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--duration", "40",
+                           "--no-view", "--log-level", "WARNING"],
+                          env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        time.sleep(12)
+        victoria.stop()
+        time.sleep(15)
+        victoria.start()
+        out = up.communicate(timeout=120)[0].decode()
+    finally:
+        if up.poll() is None:
+            up.kill()
+        time.sleep(1)
+        sub.terminate()
+        seen = sub.communicate(timeout=10)[0].decode().splitlines()
+    assert up.returncode == 0, out
+    assert "failed" in out  # the sink noticed the outage
+    states = sorted(json.loads(ln)["ts"] for ln in seen if ln.strip())
+    assert len(states) >= 30
+    # the all-in-one stop cancels state and sink together: the last heartbeat may still be in flight
+    want = [round(ts * 1000) for ts in states if ts <= states[-1] - 2]
+    got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
+                                lambda s: bool(s) and set(want) <= set(s[0]["timestamps"]), 30)
+    assert len(got) == 1
+    stored = sorted(got[0]["timestamps"])  # type: ignore[arg-type]
+    assert len(stored) == len(set(stored)), "a point arrived twice"
+    assert [t for t in want if t not in set(stored)] == [], "points lost in the outage"

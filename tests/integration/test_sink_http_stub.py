@@ -38,7 +38,7 @@ class Stub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -84,9 +84,10 @@ def stub_factory() -> Iterator[Callable[[Script], Stub]]:
 
 async def until(pred: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
+    while True:
+        if pred() or time.monotonic() >= deadline:
+            return pred()
         await asyncio.sleep(0.02)
-    return pred()
 
 
 LINES = [f"m,site=s v={i}i {1795300000000000000 + i}" for i in range(200)]
@@ -98,9 +99,7 @@ def run_sink(url: str, tmp_path: Path, lines: list[str], done: Callable[[SinkSer
                            spool_dir=tmp_path / "spool", flush_s=0.1, backoff_base_s=0.1, backoff_max_s=0.5)
         task = asyncio.create_task(sink.run(None))
         sink.add(lines)
-        deadline = time.monotonic() + 30
-        while not done(sink) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: done(sink), 30)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return sink

@@ -169,7 +169,7 @@ def test_a_malformed_line_is_split_out_and_only_it_is_dead_lettered(
     """VictoriaMetrics answers 400 to a line over its 256 KiB limit (it skips syntax errors silently)."""
     good = [lineproto.line("sinktest", {"site": site}, {"v": float(i)}, lineproto.ts_ns(T0 + i)) for i in range(200)]
     bad = lineproto.line("sinktest", {"site": site}, {"v": 1.0, "blob": "x" * 300_000}, lineproto.ts_ns(T0 - 1))
-    batch = good[:137] + [bad] + good[137:]
+    batch = [*good[:137], bad, *good[137:]]
 
     async def main() -> tuple[SinkService, list[tuple[str, bytes]]]:
         sink = SinkService(site, writer(victoria), spool_dir=tmp_path / "spool", flush_s=0.2)
