@@ -279,7 +279,7 @@ def forecasts() -> Board:
 def data_quality() -> Board:
     b = Board("twin-data-quality", "Stargate twin: data quality",
               "Stale assets, dead letters (messages refused), duplicates, gaps, late messages, and alarms.")
-    counters = ("msgs_rejected", "msgs_duplicate", "seq_gaps", "msgs_late")
+    counters = ("msgs_rejected", "msgs_duplicate", "seq_gaps", "msgs_late", "msgs_dropped")
     b.add("stat", "Stale assets", [_last_stat("plant_state", "stale_count")], w=6, h=4, options=_STAT,
           thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}])
     b.add("stat", "Alarms active", [_last_stat("plant_state", "alarms_active")], w=6, h=4, options=_STAT,
@@ -288,12 +288,13 @@ def data_quality() -> Board:
     b.add("stat", "GPUs in the plant", [_last_stat("plant_state", "gpus_total")], w=6, h=4, options=_STAT)
     b.add("timeseries", "Stale assets and active alarms",
           [flux("plant_state", ("stale_count", "alarms_active"), fn="max")], w=12, h=8)
-    b.add("timeseries", "Dead letters, duplicates, gaps, late messages (per window)",
+    b.add("timeseries", "Dead letters, duplicates, gaps, late and dropped messages (per window)",
           [flux("plant_state", counters, window=False, keep=("_time", "_value", "_field"),
                 tail="  |> difference(nonNegative: true)\n"
                      "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")],
           w=12, h=8, description="increase of the state service's counters since start; dead letters are "
-                                 "msgs_rejected (each one is on the twin/deadletter topic with its reason)")
+                                 "msgs_rejected (each one is on the twin/deadletter topic with its "
+                                 "reason); msgs_dropped: incoming queue full (overload)")
     b.add("timeseries", "Messages in per window",
           [flux("plant_state", ("msgs_in",), window=False,
                 tail="  |> difference(nonNegative: true)\n"
