@@ -117,10 +117,12 @@ def test_each_adapter_publishes_only_its_own_domain(broker: MosquittoServer) -> 
                                    f"{root}/hydro/feeder-a"))
 
 
-def test_subscriptions_deliver_only_what_the_account_may_read(broker: MosquittoServer) -> None:
+@pytest.mark.parametrize("reader", ["grafana", "replay"])
+def test_subscriptions_deliver_only_what_the_account_may_read(broker: MosquittoServer, reader: str) -> None:
+    """grafana reads the twin's outputs; replay only the plant state (to pace itself), never telemetry."""
     async def main() -> list[str]:
         got: list[str] = []
-        async with _client(broker.port, "grafana") as g:
+        async with _client(broker.port, reader) as g:
             await g.subscribe("stargate/#", qos=1)
             async with _client(broker.port, "sim") as sim:
                 await sim.publish(TELEMETRY, b"{}", qos=1)
