@@ -14,6 +14,8 @@ TOKENS_DIR=${TOKENS_DIR:-/tokens}
 export INFLUX_HOST INFLUX_TOKEN INFLUX_ORG
 umask 077
 mkdir -p "$TOKENS_DIR"
+# The directory is traversable (not listable) by the services' users; each file is readable by its owner only.
+chmod 0711 "$TOKENS_DIR"
 
 bucket_id=$(influx bucket list --name "$INFLUX_BUCKET" --hide-headers | cut -f 1)
 if [ -z "$bucket_id" ]; then

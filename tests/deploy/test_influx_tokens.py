@@ -88,6 +88,7 @@ def test_makes_a_write_only_and_a_read_only_token_once(tmp_path: Path) -> None:
     assert sink["permissions"] == ["write:orgs/0000org1/buckets/0000bucket1"]
     assert grafana["permissions"] == ["read:orgs/0000org1/buckets/0000bucket1"]
     assert oct((tokens / "sink.token").stat().st_mode & 0o777) == "0o400"
+    assert oct(tokens.stat().st_mode & 0o777) == "0o711"  # uid 10001 and 472 reach their own file
 
     again = _run(env)
     assert again.returncode == 0, again.stderr
