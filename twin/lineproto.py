@@ -38,8 +38,11 @@ __all__ = [
     "ts_ns",
 ]
 
-_TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\n": " "})
-_MEAS_ESC = str.maketrans({",": r"\,", " ": r"\ ", "\n": " "})
+# as influxdb-client's Point: a backslash doubles; newline, CR and tab become two-character text (never a
+# line break); commas, spaces (and in keys and tag values, equals signs) are backslash-escaped
+_CTRL = {"\\": "\\\\", "\n": r"\n", "\r": r"\r", "\t": r"\t"}
+_TAG_ESC = str.maketrans({**_CTRL, ",": r"\,", " ": r"\ ", "=": r"\="})
+_MEAS_ESC = str.maketrans({**_CTRL, ",": r"\,", " ": r"\ "})
 
 
 def ts_ns(ts: float) -> int:

@@ -94,3 +94,16 @@ def test_mirror_line_summarises_a_rack() -> None:
 def test_parser_refuses_malformed_lines(bad: str) -> None:
     with pytest.raises(LineProtocolError):
         parse_line(bad)
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "tab\there", "ends\\", "\\", "x\\,y", "a\\ b", "#x"])
+def test_awkward_tag_values_never_break_the_line(value: str) -> None:
+    """A newline becomes the text ``\\n`` (as in ``Point``); a backslash is doubled, so it never escapes a separator."""
+    a = Alarm.model_validate({**VALID[Alarm], "asset": value})
+    (ln,) = lineproto.alarm_lines("narvik", a)
+    assert "\n" not in ln and "\r" not in ln
+    p = parse_line(ln)
+    assert set(p.tags) == {"site", "alarm_id", "severity", "asset"} and p.tags["severity"] == "warning"
+    assert p.fields["active"] is True and p.t_ns == lineproto.ts_ns(a.ts)
+    if not any(c in value for c in "\n\r\t"):
+        assert p.tags["asset"] == value
