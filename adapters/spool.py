@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class Spool:
         self._committed = SpoolPosition(0, 0)
         self._fd: int | None = None
         self._fd_seg = -1
+        self._lock = threading.RLock()  # callers use worker threads; one operation at a time
         self._recover()
 
     # ---------------------------------------------------------------- state
@@ -62,12 +64,13 @@ class Spool:
     @property
     def lines(self) -> int:
         """Lines spooled and not yet committed."""
-        return sum(self._lines.values())
+        return sum(list(self._lines.values()))  # list(): one C-level copy, safe while a worker appends
 
     @property
     def bytes(self) -> int:
         """Bytes of segment data not yet committed (what counts against ``max_bytes``)."""
-        return sum(self._sizes.values()) - self._committed.offset if self._sizes else 0
+        sizes = list(self._sizes.values())
+        return sum(sizes) - self._committed.offset if sizes else 0
 
     @property
     def empty(self) -> bool:
@@ -129,6 +132,10 @@ class Spool:
 
     def append(self, lines: list[str]) -> int:
         """Append one record and fsync it; returns how many lines were dropped to make room."""
+        with self._lock:
+            return self._append(lines)
+
+    def _append(self, lines: list[str]) -> int:
         if not lines:
             return 0
         body = "\n".join(lines).encode()
@@ -190,6 +197,10 @@ class Spool:
 
         Returns the lines and the position to :meth:`commit` once they are delivered.
         """
+        with self._lock:
+            return self._read(max_lines)
+
+    def _read(self, max_lines: int) -> tuple[list[str], SpoolPosition]:
         while self._sizes:
             seg = self._committed.segment
             if seg not in self._sizes:
@@ -214,6 +225,10 @@ class Spool:
 
     def commit(self, pos: SpoolPosition, lines: int) -> None:
         """Mark everything before ``pos`` delivered (``lines`` of them); a position in a dropped segment is ignored."""
+        with self._lock:
+            self._commit_to(pos, lines)
+
+    def _commit_to(self, pos: SpoolPosition, lines: int) -> None:
         if pos.segment not in self._sizes or pos <= self._committed:
             return
         self._lines[pos.segment] = max(0, self._lines[pos.segment] - lines)
@@ -242,5 +257,6 @@ class Spool:
         self._committed = pos
 
     def close(self) -> None:
-        self._close_fd()
+        with self._lock:
+            self._close_fd()
 

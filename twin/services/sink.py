@@ -116,6 +116,7 @@ class SinkService:
         self._retry_at = 0.0
         self._inflight: tuple[list[str], SpoolPosition, int] | None = None  # lines left, commit pos, record lines
         self._wake = asyncio.Event()
+        self._stopping = False
         self._bus: Bus | None = None
         self._alarm_active = False
         self._mirror_last: dict[str, int] = {}
@@ -261,7 +262,7 @@ class SinkService:
         if not lines:
             return
         try:
-            dropped = await asyncio.to_thread(self.spool.append, lines)
+            dropped = await asyncio.to_thread(self._append_chunks, lines)
         except OSError as e:  # the disk refuses: keep them in memory (bounded), try again next step
             log.error("sink: cannot spool %d lines to %s: %s", len(lines), self.spool.directory, e)
             self.pending.extendleft(reversed(lines))
@@ -273,6 +274,11 @@ class SinkService:
             self._raise_alarm()
         if self._inflight is not None and self._inflight[1].segment < self.spool.committed.segment:
             self._inflight = None  # its segment was dropped (counted there)
+
+    def _append_chunks(self, lines: list[str]) -> int:
+        """Spool in records of at most ``batch_lines``, so a drain reads back batches of that size."""
+        n = self.batch_lines
+        return sum(self.spool.append(lines[i:i + n]) for i in range(0, len(lines), n))
 
     def _dead_letter(self, ln: str, reason: str) -> None:
         self.deadlettered += 1
@@ -333,14 +339,16 @@ class SinkService:
                 self.add(self.lines_for(msg.topic.value, bytes(payload)))
         finally:
             reporter.cancel()
-            writer.cancel()
+            # let the writer finish the request in hand (a cancel would orphan its batch in the thread)
+            self._stopping = True
+            self._wake.set()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+                await asyncio.shield(writer)
             await asyncio.shield(self.close())
 
     async def run_writer(self) -> None:
         """The one writer task: a step every ``flush_s``, or sooner when a batch is full."""
-        while True:
+        while not self._stopping:
             timeout = self.flush_s
             if self.backlog:
                 timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
@@ -350,6 +358,8 @@ class SinkService:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.step()
             except Exception:  # never let the writer die: log and go on
