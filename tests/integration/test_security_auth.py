@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from adapters.mqtt import Bus
@@ -123,3 +124,24 @@ def test_a_full_debug_run_never_shows_the_token_or_the_password(locked_broker: M
     for p in files:
         blob = p.read_bytes()
         assert token.encode() not in blob and PASSWORD.encode() not in blob, p
+
+
+def test_the_asyncapi_document_holds_no_secret(tmp_path: Path) -> None:
+    token = "tok-Hq83-distinctive-Vw51"
+    env = env_with_venv() | {"TWIN_MQTT_PASSWORD": PASSWORD, "TWIN_INFLUX_TOKEN": token,
+                             "TWIN_BROKER": f"mqtt://{USER}:{PASSWORD}@127.0.0.1:1883"}
+    r = subprocess.run([*TWIN, "asyncapi"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "asyncapi" in r.stdout, r.stderr
+    assert PASSWORD not in r.stdout + r.stderr and token not in r.stdout + r.stderr and USER not in r.stdout
+    doc = yaml.safe_load(r.stdout)
+
+    def keys(x: object) -> Iterator[str]:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield str(k)
+                yield from keys(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from keys(v)
+
+    assert not [k for k in keys(doc) if any(w in k.lower() for w in ("password", "token", "secret"))]
