@@ -1,0 +1,89 @@
+"""The real sink, logged in with the sink account of the repo's broker setup (ACL, generated password
+file), subscribes to what compose has it do (twin outputs and, with the mirror on, telemetry) and writes
+them: the accounts in deploy/mosquitto/acl let the twin's own services work, not only probes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from adapters.mqtt import Bus
+from tests.contract.test_models import VALID
+from tests.deploy.broker import PASSWORDS, password_env, start_repo_broker
+from tests.servers import MosquittoServer, env_with_venv
+from twin.commands.health import read_retained
+from twin.contract import HeatTelemetry, PlantState
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+SMALL = Path(__file__).resolve().parents[1] / "data" / "small.toml"
+SITE = "tiny"  # the site of tests/data/small.toml
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    server = start_repo_broker(tmp_path_factory.mktemp("services-mosquitto"), password_env())
+    yield server
+    server.stop()
+
+
+async def _publish(url: str, t0: float) -> None:
+    async with Bus(url, service="state", site=SITE, username="state", password=SecretStr(PASSWORDS["state"])) as st, \
+            Bus(url, service="sim", site=SITE, username="sim", password=SecretStr(PASSWORDS["sim"])) as sim:
+        for i in range(3):
+            s = PlantState.model_validate({**VALID[PlantState], "ts": t0 + i, "stale": []})
+            await st.publish(f"stargate/{SITE}/twin/state", s.model_dump_json())
+            h = HeatTelemetry.model_validate({**VALID[HeatTelemetry], "ts": t0 + i, "seq": i})
+            await sim.publish(f"stargate/{SITE}/heat/dh-narvik", h.model_dump_json())
+
+
+def _online(broker: MosquittoServer) -> bool:
+    """The sink's retained health, read by the viewer account (the Bus says online once subscribed)."""
+    got = asyncio.run(read_retained(broker.url, f"stargate/{SITE}/twin/health/sink", username="viewer",
+                                    password=PASSWORDS["viewer"], ca_file=None, cert_file=None, key_file=None,
+                                    timeout=1))
+    return got == b"online"
+
+
+def _lines(data: Path) -> list[str]:
+    return [ln for f in sorted((data / "lines").glob("*.lp*")) for ln in f.read_text().splitlines()]
+
+
+def test_the_sink_account_lets_the_real_sink_work(broker: MosquittoServer, tmp_path: Path) -> None:
+    env = env_with_venv()
+    env.update(TWIN_BROKER=broker.url, TWIN_MQTT_USERNAME="sink", TWIN_MQTT_PASSWORD=PASSWORDS["sink"],
+               TWIN_SINK_MIRROR_S="1", TWIN_SINK_FLUSH_S="0.2")
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "sink", "--plant", str(SMALL),
+                             "--data-dir", str(data), "--duration", "120", "--log-level", "INFO"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = float(int(time.time()) - 600)
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        published = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if not published and _online(broker):  # the sink has connected and subscribed
+                asyncio.run(_publish(broker.url, t0))
+                published = True
+            seen = _lines(data) if (data / "lines").exists() else []
+            if any(s.startswith("plant_state,") for s in seen) and any(s.startswith("raw_heat,") for s in seen):
+                break
+            time.sleep(0.5)
+        assert any(s.startswith("plant_state,site=tiny ") for s in seen), (seen, proc.poll())
+        assert any(s.startswith("raw_heat,asset=dh-narvik,site=tiny ") for s in seen), seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
