@@ -196,7 +196,12 @@ class Replayer:
                 if off:
                     payload["seq"] = seq + off
                     text = _replace_value(text, b"seq", str(seq + off).encode())
-        return topic, text if text is not None else orjson.dumps(payload)
+        if text is not None:
+            return topic, text
+        try:
+            return topic, orjson.dumps(payload)
+        except TypeError:  # too deep to encode again: send the logged bytes unchanged
+            return topic, rec.payload_bytes()
 
     def _next_loop(self, span: float) -> None:
         """Later passes continue event time and ``seq`` where the previous pass ended."""

@@ -130,7 +130,13 @@ def decode_line(data: bytes, line: int = 0) -> LogRecord | str:
         except (binascii.Error, ValueError) as e:
             return f"'payload_b64' is not valid base64 ({e})"
         return LogRecord(float(t), topic, qos, retain, None, raw, line)
-    return LogRecord(float(t), topic, qos, retain, payload, None, line, _payload_text(data, d))
+    text = _payload_text(data, d)
+    if text is None:
+        try:
+            orjson.dumps(payload)
+        except TypeError as e:  # e.g. nested deeper than the encoder goes
+            return f"the payload cannot be encoded again ({e})"
+    return LogRecord(float(t), topic, qos, retain, payload, None, line, text)
 
 
 _CANONICAL_KEYS = ["t", "topic", "qos", "retain", "payload"]
