@@ -73,7 +73,7 @@ def add_influx_options(p: argparse.ArgumentParser) -> None:
 
 _SETTING_KEYS = ("plant", "tick_s", "log_level", "broker", "mqtt_username", "mqtt_ca_file", "mqtt_client_id",
                  "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_org", "influx_bucket",
-                 "sink_mirror_s")
+                 "sink_mirror_s", "snapshot_every_s", "snapshot")
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:
