@@ -3,6 +3,8 @@
 # service (image eclipse-mosquitto:2) before Mosquitto starts:
 #   $MQTT_AUTH_DIR/passwd         one account per service (mosquitto_passwd hashes), replaced whole,
 #                                 so a password changed in .env takes effect at the next `up`;
+#   $MQTT_AUTH_DIR/acl            the repo's deploy/mosquitto/acl (mounted at $MQTT_ACL_SRC), copied so that
+#                                 it is owned by mosquitto and private, as Mosquitto 2 wants;
 #   $MQTT_AUTH_DIR/conf.d/tls.conf  the TLS listener on 8883 when MQTT_TLS=true, with the certificate
 #                                 and key copied from $MQTT_CERT_DIR (ca.crt, server.crt, server.key).
 # An account whose password is empty is not created (it cannot log in); the twin's own accounts are
@@ -11,6 +13,7 @@ set -eu
 
 AUTH_DIR=${MQTT_AUTH_DIR:-/mosquitto/auth}
 CERT_DIR=${MQTT_CERT_DIR:-/mosquitto/certs}
+ACL_SRC=${MQTT_ACL_SRC:-/mosquitto/acl}
 umask 077
 mkdir -p "$AUTH_DIR/conf.d"
 new="$AUTH_DIR/passwd.new"
@@ -55,6 +58,12 @@ for pair in ${MQTT_EXTRA_USERS:-}; do
     esac
 done
 mv "$new" "$AUTH_DIR/passwd"
+if [ ! -r "$ACL_SRC" ]; then
+    echo "mosquitto-init: no ACL at $ACL_SRC (mount deploy/mosquitto/acl there)" >&2
+    exit 1
+fi
+cp "$ACL_SRC" "$AUTH_DIR/acl.new"
+mv "$AUTH_DIR/acl.new" "$AUTH_DIR/acl"
 
 tls="$AUTH_DIR/conf.d/tls.conf"
 if [ "${MQTT_TLS:-false}" = "true" ]; then
@@ -82,4 +91,4 @@ fi
 if [ "$(id -u)" = "0" ] && id mosquitto >/dev/null 2>&1; then
     chown -R mosquitto:mosquitto "$AUTH_DIR"
 fi
-echo "mosquitto-init: $count accounts; TLS listener: ${MQTT_TLS:-false}"
+echo "mosquitto-init: $count accounts, ACL from $ACL_SRC; TLS listener: ${MQTT_TLS:-false}"

@@ -28,7 +28,8 @@ ENV_NAMES = {
 
 def run_init(auth_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """deploy/mosquitto/init.sh with only ``env`` (plus PATH) and the auth directory moved."""
-    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MQTT_AUTH_DIR": str(auth_dir), **env}
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MQTT_AUTH_DIR": str(auth_dir),
+            "MQTT_ACL_SRC": str(MOSQ_DIR / "acl"), **env}
     return subprocess.run(["sh", str(MOSQ_DIR / "init.sh")], env=full, capture_output=True, text=True,
                           timeout=60, check=False)
 
@@ -40,10 +41,11 @@ def password_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def repo_config(auth_dir: Path, data_dir: Path) -> str:
-    """The repo's mosquitto.conf with the container paths replaced; its listener comes from MosquittoServer."""
+    """The repo's mosquitto.conf with the container paths replaced; its listener comes from MosquittoServer.
+
+    The ACL it loads is the copy init.sh made of deploy/mosquitto/acl in the auth directory."""
     text = (MOSQ_DIR / "mosquitto.conf").read_text()
-    swaps = {"/mosquitto/auth": str(auth_dir), "/mosquitto/config/acl": str(MOSQ_DIR / "acl"),
-             "/mosquitto/data/": f"{data_dir}/", "\nlistener 1883\n": "\n"}
+    swaps = {"/mosquitto/auth": str(auth_dir), "/mosquitto/data/": f"{data_dir}/", "\nlistener 1883\n": "\n"}
     for old, new in swaps.items():
         if old not in text:
             raise AssertionError(f"deploy/mosquitto/mosquitto.conf no longer has {old.strip()!r}")

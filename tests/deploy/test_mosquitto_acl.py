@@ -151,6 +151,9 @@ def test_init_refuses_a_missing_required_password(tmp_path: Path) -> None:
     r = run_init(tmp_path / "auth", password_env({"MQTT_PASSWORD_SIM": "change-me-sim"}))
     assert r.returncode == 1
     assert "password of sim is still the example value" in r.stderr
+    r = run_init(tmp_path / "auth", password_env({"MQTT_ACL_SRC": str(tmp_path / "no-acl")}))
+    assert r.returncode == 1
+    assert "no ACL at" in r.stderr
 
 
 def test_an_optional_account_left_empty_cannot_log_in(tmp_path: Path) -> None:
