@@ -211,17 +211,17 @@ class SinkService:
                 # up to max_inflight batches at once, so the database works while the next is compressed
                 batches = [self._take(self.batch_lines) for _ in range(self.max_inflight) if self.pending]
                 for d in await asyncio.gather(*(self._deliver(b) for b in batches)):
-                    if not d.done:
-                        await self._to_spool(d.remaining)
-            else:
-                await self._to_spool(self._take(self.batch_lines))
+                    if not d.done and not await self._to_spool(d.remaining):
+                        return
+            elif not await self._to_spool(self._take(self.batch_lines)):
+                return  # the disk refuses: the lines are back in memory; try again next step
         if self.backlog and time.monotonic() >= self._retry_at:
             await self._drain()
 
     async def _drain(self) -> None:
         while True:
-            if self.pending:  # new lines queue behind the spool, in order
-                await self._to_spool(self._take(len(self.pending)))
+            if self.pending and not await self._to_spool(self._take(len(self.pending))):
+                return  # new lines queue behind the spool, in order; the disk refused them for now
             if self._inflight is None:
                 lines, pos = await asyncio.to_thread(self.spool.read, self.batch_lines)
                 if not lines:
@@ -258,22 +258,25 @@ class SinkService:
                         self.writer.describe(), d.error, len(d.remaining), wait)
         return d
 
-    async def _to_spool(self, lines: list[str]) -> None:
+    async def _to_spool(self, lines: list[str]) -> bool:
+        """Append to the spool; False (lines back in memory, bounded) when the disk refuses."""
         if not lines:
-            return
+            return True
         try:
             dropped = await asyncio.to_thread(self._append_chunks, lines)
         except OSError as e:  # the disk refuses: keep them in memory (bounded), try again next step
             log.error("sink: cannot spool %d lines to %s: %s", len(lines), self.spool.directory, e)
             self.pending.extendleft(reversed(lines))
             self._trim()
-            return
+            self.last_error = f"spool: {e}"
+            return False
         self.spooled += len(lines)
         if dropped:
             self.dropped += dropped
             self._raise_alarm()
         if self._inflight is not None and self._inflight[1].segment < self.spool.committed.segment:
             self._inflight = None  # its segment was dropped (counted there)
+        return True
 
     def _append_chunks(self, lines: list[str]) -> int:
         """Spool in records of at most ``batch_lines``, so a drain reads back batches of that size."""
