@@ -42,6 +42,7 @@ VOLUME ["/data"]
 # Healthy while the service's retained health topic says `online` (twin/commands/health.py): the
 # broker turns it to `offline` (the MQTT will) when the service's connection dies or it hangs.
 # TWIN_HEALTH_SERVICE names the service (state for `twin up`; compose sets it per service).
-HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 CMD ["twin", "health"]
+# (`python -m twin.commands.health` is `twin health` without importing the other subcommands.)
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 CMD ["python", "-m", "twin.commands.health"]
 ENTRYPOINT []
 CMD ["twin", "up", "--no-view"]

@@ -127,7 +127,7 @@ def test_every_twin_service_runs_a_command_and_is_looked_after(resolved: dict[st
         s = resolved["services"][name]
         assert s["restart"] in ("unless-stopped", "always", "no"), name
         if name != "replay":
-            assert s["healthcheck"]["test"] == ["CMD", "twin", "health"], name
+            assert s["healthcheck"]["test"] == ["CMD", "python", "-m", "twin.commands.health"], name
             assert s["environment"]["TWIN_HEALTH_SERVICE"] == s["environment"]["TWIN_MQTT_USERNAME"], name
         assert s["depends_on"]["mosquitto"]["condition"] == "service_healthy", name
 
@@ -213,7 +213,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
     assert "COPY --from=builder /opt/venv /opt/venv" in final
     users = re.findall(r"(?m)^USER (\S+)", final)
     assert users and not users[-1].startswith(("root", "0")), "the runtime runs as a non-root user"
-    assert re.search(r'(?m)^HEALTHCHECK .*CMD \["twin", "health"\]', final)
+    assert re.search(r'(?m)^HEALTHCHECK .*CMD \["python", "-m", "twin.commands.health"\]', final)
     assert re.search(r"(?m)^COPY plants plants$", final)
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "scenarios/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["sims"]

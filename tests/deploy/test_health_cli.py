@@ -1,5 +1,6 @@
-"""``twin health``, the containers' healthcheck, against the repo's broker setup (ACL, password file)
-and a real ``twin run state`` logged in with the state account, as in docker-compose.yml."""
+"""``twin health`` (and ``python -m twin.commands.health``, as the image runs it), the containers'
+healthcheck, against the repo's broker setup (ACL, password file) and a real ``twin run state`` logged in
+with the state account, as in docker-compose.yml."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _health(broker: MosquittoServer, user: str, *args: str, service_env: str | N
     env = _env(broker, user)
     if service_env:
         env["TWIN_HEALTH_SERVICE"] = service_env
-    return subprocess.run([sys.executable, "-m", "twin.cli", "health", *args, "--timeout", "2"],
+    return subprocess.run([sys.executable, "-m", "twin.commands.health", *args, "--timeout", "2"],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -7,6 +7,9 @@ the container's own account (``TWIN_BROKER``, ``TWIN_MQTT_USERNAME``, ``TWIN_MQT
 TLS settings), reads that retained message and exits 0 for ``online``, 1 otherwise (``offline``,
 nothing retained yet, broker unreachable), with one line saying why. It publishes nothing and
 sets no will. SERVICE defaults to env ``TWIN_HEALTH_SERVICE`` (set per service in compose).
+
+The image's healthcheck runs it as ``python -m twin.commands.health``: the same command without
+importing every other subcommand (a third of the CPU time of ``twin health``, every 30 s per container).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("health", help="healthcheck: exit 0 when SERVICE is online on the broker",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _arguments(p)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("service", nargs="?", metavar="SERVICE",
                    help="state, sink, forecast, sim, adapter-<name> (default: env TWIN_HEALTH_SERVICE)")
     add_broker_options(p)
@@ -97,3 +104,21 @@ def _cmd(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(f"twin health: {service}: online\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m twin.commands.health [SERVICE]``: ``twin health`` alone."""
+    from twin.cli import OneLineParser
+
+    p = OneLineParser(prog="twin health", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        sys.stderr.write(f"twin: error: {e}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
