@@ -10,6 +10,7 @@ OS after every batch. A failed write (disk full) is reported as
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,7 @@ class LineFileWriter:
         self._fh: TextIO | None = None
         self._part = 0
         self.lines_written = 0
+        self._lock = threading.Lock()  # one batch at a time, whole lines, even from several threads
 
     def _target(self) -> Path:
         hour = time.strftime("%Y%m%dT%H", time.gmtime())
@@ -48,6 +50,10 @@ class LineFileWriter:
         data = "".join(f"{ln}\n" for ln in lines)
         if not data:
             return
+        with self._lock:
+            self._write(data)
+
+    def _write(self, data: str) -> None:
         try:
             path = self._target()
             if path != self._path:

@@ -7,7 +7,7 @@ schema (per tick: one ``plant_state``, eight ``hall_state``, a twelve-point
 
 - ``sink``: the twin's sink as it runs (``SinkService``): lines handed to it in
   chunks as the bus would, batched (``--batch`` lines), gzip'd, written by its one
-  writer task through influxdb-client's HTTP layer, until VictoriaMetrics
+  writer task (``--inflight`` requests at once) through influxdb-client's HTTP layer, until VictoriaMetrics
   acknowledged the last one; then the export is checked to hold every point;
 - ``naive``: influxdb-client with its defaults, ``write_api(SYNCHRONOUS)``, one
   ``write`` per point (``--naive-points`` of them, the same lines);
@@ -48,6 +48,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=300_000, help="points written by the sink (default 300,000)")
     p.add_argument("--naive-points", type=int, default=3_000, help="points written one by one (default 3,000)")
     p.add_argument("--batch", type=int, default=5_000, help="lines per write (default 5,000)")
+    p.add_argument("--inflight", type=int, default=2, help="writes in flight (default 2, as twin run sink)")
 
 
 def _free_port() -> int:
@@ -122,9 +123,10 @@ def _count_points(url: str, site: str) -> int:
         return sum(len(json.loads(ln)["timestamps"]) for ln in r.read().decode().splitlines() if ln.strip())
 
 
-async def _sink_run(url: str, lines: list[str], batch: int, spool: Path) -> tuple[float, SinkService]:
+async def _sink_run(url: str, lines: list[str], batch: int, spool: Path,
+                    inflight: int) -> tuple[float, SinkService]:
     sink = SinkService("bench", InfluxHttpWriter(url, None, "stargate", "twin"), spool_dir=spool,
-                       batch_lines=batch, flush_s=0.2, max_buffer=len(lines) + 1)
+                       batch_lines=batch, flush_s=0.2, max_buffer=len(lines) + 1, max_inflight=inflight)
     writer = asyncio.create_task(sink.run_writer())
     chunk = 1000
     t = time.perf_counter()
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         encode_s = time.perf_counter() - te
         naive_lines = [ln.replace("site=bench", "site=bench-naive", 1) for ln in lines[: args.naive_points]]
         with victoria_metrics(Path(tmp)) as url:
-            sink_s, sink = asyncio.run(_sink_run(url, lines, args.batch, Path(tmp) / "spool"))
+            sink_s, sink = asyncio.run(_sink_run(url, lines, args.batch, Path(tmp) / "spool", args.inflight))
             naive_s = _naive(url, naive_lines)
             deadline = time.monotonic() + 60
             want = sum(1 for ln in lines if ln.startswith(("plant_state", "hall_state", "forecast")))
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "points": len(lines),
         "fields_per_point_mean": round(sum(ln.split(" ")[1].count(",") + 1 for ln in lines[:2100]) / 2100, 1),
         "batch_lines": args.batch,
+        "inflight": args.inflight,
         "sink_points_per_s": round(sink_rate),
         "sink_seconds": round(sink_s, 3),
         "naive_points": len(naive_lines),
