@@ -2,8 +2,10 @@
 
 The MQTT side is the :class:`adapters.mqtt.Bus` (reconnects, resubscribes, optional
 persistent session so that nothing is lost while away); ``t`` is the wall-clock time the
-message came off the bus. The bus' own health message is switched off so that the
-recorder does not record itself.
+message came off the bus, read from the monotonic clock anchored to the wall clock at
+the start (so that a clock step or slew during the recording does not bend the logged
+timing; the anchor is moved only when the two part by more than a second). The bus'
+own health message is switched off so that the recorder does not record itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,25 @@ from dataclasses import dataclass
 from adapters.mqtt import Bus
 from adapters.telemetry_log import TelemetryLogWriter
 
-__all__ = ["RecordStats", "record"]
+__all__ = ["RecordStats", "WallClock", "record"]
+
+
+class WallClock:
+    """Unix time from the monotonic clock: steady gaps, re-anchored when the wall clock moves by > ``max_drift_s``."""
+
+    def __init__(self, max_drift_s: float = 1.0) -> None:
+        self.max_drift_s = max_drift_s
+        self._anchor()
+
+    def _anchor(self) -> None:
+        self._mono0, self._wall0 = time.monotonic(), time.time()
+
+    def __call__(self) -> float:
+        t = self._wall0 + (time.monotonic() - self._mono0)
+        if abs(time.time() - t) > self.max_drift_s:
+            self._anchor()
+            t = self._wall0
+        return t
 
 
 @dataclass
@@ -34,6 +54,7 @@ async def record(bus: Bus, writer: TelemetryLogWriter, stop: asyncio.Event, *, c
     st.started = time.monotonic()
     deadline = None if duration_s is None else st.started + duration_s
     queue = bus.queue
+    clock = WallClock()
     while not stop.is_set() and (count is None or st.messages < count):
         timeout = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
         if timeout <= 0:
@@ -43,7 +64,7 @@ async def record(bus: Bus, writer: TelemetryLogWriter, stop: asyncio.Event, *, c
         except TimeoutError:
             continue
         while True:
-            t = time.time()
+            t = clock()
             payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload or "").encode()
             writer.write(t, msg.topic.value, bytes(payload), int(msg.qos), bool(msg.retain))
             st.messages += 1

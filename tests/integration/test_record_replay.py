@@ -109,9 +109,9 @@ def test_round_trip_same_messages_in_order_and_timing(mosquitto: MosquittoServer
             await asyncio.wait_for(task, 30)
             return proc.returncode or 0, err.decode()
 
-    # the timing is measured on a shared machine: the best of two replays counts (the payloads must match in both)
+    # the timing is measured on a shared machine: the best of three replays counts (the payloads must match in all)
     p99s = []
-    for _ in range(2):
+    for _ in range(3):
         rc, err = asyncio.run(record_replay())
         assert rc == 0, err
         assert f"replayed {n} messages" in err

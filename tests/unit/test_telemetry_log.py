@@ -106,3 +106,15 @@ def test_concatenated_gzip_members_read_through_and_non_gzip_is_reported(tmp_pat
     fake.write_text('{"t": 1, "topic": "a", "payload": 1}\n')
     (err,) = list(LogReader(fake))
     assert isinstance(err, LogError) and err.line == 1 and "cannot decompress" in err.reason
+
+
+def test_the_recorders_clock_is_steady_and_follows_the_wall_clock() -> None:
+    import time
+
+    from adapters.record import WallClock
+
+    c = WallClock()
+    ts = [c() for _ in range(1000)]
+    assert ts == sorted(ts) and abs(ts[-1] - time.time()) < 0.5
+    c._wall0 -= 5.0  # as if the wall clock had been stepped forward by 5 s since the anchor
+    assert abs(c() - time.time()) < 0.5
