@@ -25,6 +25,7 @@ from twin.contract import (
     HeatTelemetry,
     HydroTelemetry,
     PlantState,
+    WorkerState,
 )
 
 __all__ = ["asyncapi_document", "asyncapi_yaml"]
@@ -41,6 +42,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "quantity": {"description": "forecast quantity", "enum": list(QUANTITIES)},
     "alarm_id": {"description": "alarm id"},
     "service": {"description": "service name"},
+    "worker": {"description": "state worker id"},
 }
 
 # (channel id, address, model or None for text, qos, retain, direction, summary)
@@ -60,6 +62,8 @@ _CHANNELS: list[tuple[str, str, type[BaseModel] | None, int, bool, str, str]] = 
     ("forecast", "stargate/{site}/twin/forecast/{quantity}", Forecast, 1, True, "send", "Forecast of a quantity."),
     ("alarm", "stargate/{site}/twin/alarm/{alarm_id}", Alarm, 1, True, "send",
      "Alarm; an empty retained message clears it."),
+    ("worker", "stargate/{site}/twin/worker/{worker}", WorkerState, 1, True, "send",
+     "A hall worker's counters and stale assets, every tick (scale-out)."),
     ("deadletter", "stargate/{site}/twin/deadletter", DeadLetter, 1, False, "send",
      "A message the twin refused, with the reason."),
     ("health", "stargate/{site}/twin/health/{service}", None, 1, True, "send",

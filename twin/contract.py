@@ -36,6 +36,7 @@ __all__ = [
     "HydroTelemetry",
     "PlantState",
     "Telemetry",
+    "WorkerState",
 ]
 
 SITE_PATTERN = r"^[a-z0-9-]{1,32}$"
@@ -216,6 +217,26 @@ class HallState(_Output):
     energy_residual_cdu: str | None = Field(default=None, description="the CDU with that residual")
     gpu_temp_excess_max_k: float | None = Field(
         default=None, description="largest reported minus expected (T_sup + R_th P) GPU temperature, K")
+
+
+class WorkerState(_Output):
+    """``stargate/{site}/twin/worker/{worker}`` (QoS 1, retained): a state worker that owns some halls.
+
+    Published with every tick before the worker's HallStates, so that the aggregator can
+    combine the counters and stale lists of all workers into the PlantState.
+    """
+
+    ts: Timestamp = Field(description="event time of the tick")
+    worker: AssetId = Field(description="worker id, e.g. halls-h1-h2-h3-h4")
+    halls: list[AssetId] = Field(min_length=1, description="the halls this worker owns")
+    msgs_in: int = Field(ge=0)
+    msgs_rejected: int = Field(ge=0)
+    msgs_duplicate: int = Field(ge=0)
+    msgs_late: int = Field(ge=0)
+    seq_gaps: int = Field(ge=0)
+    msgs_dropped: int = Field(default=0, ge=0)
+    alarms_active: int = Field(default=0, ge=0)
+    stale: list[str] = Field(description="`domain/asset` of the worker's halls silent for longer than stale_after_s")
 
 
 QUANTITIES: tuple[str, ...] = ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c")

@@ -72,6 +72,9 @@ class Topics:
     def hall_state(self, hall: str) -> str:
         return f"{self.root}/twin/state/{hall}"
 
+    def worker(self, worker: str) -> str:
+        return f"{self.root}/twin/worker/{worker}"
+
     def forecast(self, quantity: str) -> str:
         return f"{self.root}/twin/forecast/{quantity}"
 

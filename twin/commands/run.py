@@ -21,6 +21,7 @@ from twin.commands.common import (
 )
 from twin.errors import ConfigError
 from twin.live_view import summary_line
+from twin.services.aggregate import AggregatorService
 from twin.services.sink import SinkService
 from twin.services.state import StateService
 from twin.settings import snapshot_path
@@ -41,7 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_data_dir_option(s)
     add_state_options(s)
     s.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    s.add_argument("--halls", type=_hall_list, metavar="H1,H2",
+                   help="a hall worker: only these halls' racks and CDUs (pair with `twin run aggregate`)")
     s.set_defaults(func=_state)
+    a = services.add_parser("aggregate", help="combine hall workers (--halls) into the PlantState")
+    add_plant_options(a)
+    add_broker_options(a, required=True)
+    add_data_dir_option(a)
+    add_state_options(a)
+    a.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    a.set_defaults(func=_aggregate)
     k = services.add_parser("sink", help="the twin's outputs from MQTT to InfluxDB or line-protocol files")
     add_plant_options(k)
     add_broker_options(k, required=True)
@@ -51,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=positive_float, metavar="S",
                    help="also write raw telemetry, one line per asset every S seconds (default off)")
     k.set_defaults(func=_sink)
+
+
+def _hall_list(text: str) -> list[str]:
+    halls = [h.strip() for h in text.split(",") if h.strip()]
+    if not halls:
+        raise argparse.ArgumentTypeError("give hall ids separated by commas, e.g. h1,h2")
+    return halls
 
 
 def _need_broker(url: str | None) -> str:
@@ -85,12 +102,14 @@ def _state(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
+        halls = args.halls
+        snap = snapshot_path(settings, plant.site.id if not halls else f"{plant.site.id}-{'-'.join(halls)}")
         service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
-                           max_future_s=settings.max_future_s or None,
-                           snapshot_path=snapshot_path(settings, plant.site.id),
-                           snapshot_every_s=settings.snapshot_every_s)
+                               max_future_s=settings.max_future_s or None, snapshot_path=snap,
+                               snapshot_every_s=settings.snapshot_every_s, halls=halls)
+        name = "state" if not halls else f"state-{service.worker_id}"
         # with snapshots, messages are acknowledged only once a snapshot holds them (redelivered after a crash)
-        async with make_bus(settings, url, "state", plant.site.id, service.subscriptions, True,
+        async with make_bus(settings, url, name, plant.site.id, service.subscriptions, True,
                             manual_ack=service.snapshot_path is not None) as bus:
             task = asyncio.create_task(service.run(bus))
 
@@ -99,6 +118,20 @@ def _state(args: argparse.Namespace) -> int:
                     log.info(summary_line(service.latest))
 
             return await _until(stop, task, args.duration, report)
+
+    return run_until_stopped(main)
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    settings, plant = settings_from_args(args)
+    url = _need_broker(settings.broker)
+
+    async def main(stop: asyncio.Event) -> int:
+        service = AggregatorService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                                    max_future_s=settings.max_future_s or None,
+                                    snapshot_path=snapshot_path(settings, f"{plant.site.id}-aggregate"))
+        async with make_bus(settings, url, "aggregate", plant.site.id, service.subscriptions, True) as bus:
+            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)
 

@@ -19,7 +19,7 @@ import orjson
 
 from adapters.mqtt import Bus
 from twin.alarms import AlarmBank, AlarmRule
-from twin.contract import Alarm, DeadLetter, HallState, PlantState
+from twin.contract import Alarm, DeadLetter, HallState, PlantState, WorkerState
 from twin.errors import ConfigError
 from twin.ingest import Decoded, Decoder, Rejected
 from twin.plant import Plant
@@ -41,7 +41,8 @@ class StateService:
 
     def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
                  snapshot_path: Path | None = None, snapshot_every_s: float = 10.0,
-                 halls: list[str] | None = None, max_future_s: float | None = None) -> None:
+                 halls: list[str] | None = None, max_future_s: float | None = None,
+                 publish_states: bool = True) -> None:
         self.plant = plant
         self.max_future_s = max_future_s  # refuse ts this far ahead of the receive time (None: no check)
         self.topics = Topics(plant.site.id)
@@ -52,7 +53,12 @@ class StateService:
         unknown = sorted(set(halls or []) - set(plant.hall_ids))
         if unknown:
             raise ConfigError(f"--halls: {', '.join(unknown)} not in the plant (halls: {', '.join(plant.hall_ids)})")
-        self.halls = halls  # None: the whole plant; else only these halls' racks and CDUs
+        self.halls = halls  # None: the whole plant; else only these halls' racks and CDUs (a hall worker)
+        self.publish_states = publish_states  # False: the aggregator's plant-level part (it publishes the whole)
+        mine = set(halls or [])
+        self._cdus = [c for c, h in zip(plant.cdu_ids, plant.cdu_hall, strict=True) if plant.hall_ids[h] in mine]
+        self._own_assets = {f"gpu/{r}" for h in plant.halls if h.id in mine for r in h.rack_ids} | {
+            f"coolant/{c}" for c in self._cdus}
         self.snapshot_path = snapshot_path
         self.snapshot_every_s = snapshot_every_s
         self.restored: str | None = None  # why no snapshot was restored (None: restored)
@@ -82,11 +88,14 @@ class StateService:
     def subscriptions(self) -> list[str]:
         if self.halls is None:
             return self.topics.telemetry_filters
-        t = self.topics
-        mine = set(self.halls)
-        cdus = [c for c, h in zip(self.plant.cdu_ids, self.plant.cdu_hall, strict=True)
-                if self.plant.hall_ids[h] in mine]
-        return [f"{t.root}/gpu/{h}/#" for h in self.halls] + [t.coolant(c) for c in cdus]
+        # a shared subscription per partition: the broker keeps one queue for the partition's group, so a
+        # replacement worker with the same --halls takes over what its predecessor left
+        t, share = self.topics, f"$share/twin-{self.worker_id}/"
+        return [share + f for f in [f"{t.root}/gpu/{h}/#" for h in self.halls] + [t.coolant(c) for c in self._cdus]]
+
+    @property
+    def worker_id(self) -> str:
+        return "plant" if self.halls is None else "halls-" + "-".join(self.halls)
 
     # ------------------------------------------------------------ pure-ish core
 
@@ -104,6 +113,13 @@ class StateService:
         if due is not None:
             self.emit(due)
         self.model.apply(d)
+
+    def worker_state(self, s: PlantState) -> WorkerState:
+        return WorkerState(ts=s.ts, worker=self.worker_id, halls=self.halls or self.plant.hall_ids,
+                           msgs_in=s.msgs_in, msgs_rejected=s.msgs_rejected, msgs_duplicate=s.msgs_duplicate,
+                           msgs_late=s.msgs_late, seq_gaps=s.seq_gaps, msgs_dropped=s.msgs_dropped,
+                           alarms_active=s.alarms_active,
+                           stale=[a for a in s.stale if a in self._own_assets])
 
     def _check_future(self, d: Decoded, received_ts: float) -> Decoded | Rejected:
         """Refuse event times too far ahead of the wall clock at receipt (old times pass: replays)."""
@@ -128,7 +144,13 @@ class StateService:
         if bus is not None:
             for a in transitions:
                 self._publish_alarm(bus, a)
-            bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
+        if bus is not None and self.publish_states:
+            if self.halls is None:
+                bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
+            else:  # a hall worker: its counters and stale assets, then its halls; the aggregator does the rest
+                bus.publish_nowait(self.topics.worker(self.worker_id), self.worker_state(state).model_dump_json()
+                                   .encode(), qos=1, retain=True)
+                halls = [h for h in halls if h.hall in self.halls]
             for h in halls:
                 bus.publish_nowait(self.topics.hall_state(h.hall), h.model_dump_json().encode(), qos=1, retain=True)
         for listener in self.listeners:

@@ -1,0 +1,132 @@
+"""The aggregator: hall workers' HallStates + WorkerStates + the plant-level assets -> the PlantState.
+
+Run with ``twin run aggregate`` beside N ``twin run state --halls ...`` workers. It ingests
+the feeders, exchangers and weather station itself (through an inner state service that
+publishes no states of its own, only its alarms and dead letters) and joins everything by
+event time: the PlantState for time T goes out once the plant-level window T has closed
+and every hall's HallState and its worker's WorkerState for T have arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from adapters.mqtt import Bus
+from twin.aggregate import PLANT_LEVEL_DOMAINS, combine
+from twin.contract import HallState, PlantState, WorkerState
+from twin.plant import Plant
+from twin.services.state import StateService
+from twin.topics import Topics
+
+__all__ = ["AggregatorService"]
+
+log = logging.getLogger("twin.aggregate")
+
+MAX_PENDING = 600  # tick times held while waiting for the rest (bounded)
+
+
+class AggregatorService:
+    name = "aggregate"
+
+    def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
+                 snapshot_path: Path | None = None, max_future_s: float | None = None) -> None:
+        self.plant = plant
+        self.topics = Topics(plant.site.id)
+        self.inner = StateService(plant, tick_s=tick_s, max_payload_bytes=max_payload_bytes,
+                                  snapshot_path=snapshot_path, max_future_s=max_future_s, publish_states=False)
+        self.inner.listeners.append(lambda s, _h: self._plant_level(s))
+        self.partial: dict[float, PlantState] = {}
+        self.halls_at: dict[float, dict[str, HallState]] = {}
+        self.workers_at: dict[float, dict[str, WorkerState]] = {}
+        self.latest: PlantState | None = None
+        self.emitted = 0
+        self.skipped = 0  # tick times given up on because a later one completed first
+        self._bus: Bus | None = None
+        self._hall_ids = set(plant.hall_ids)
+        self._prefix = f"{self.topics.root}/twin/"
+
+    @property
+    def subscriptions(self) -> list[str]:
+        r = self.topics.root
+        return [f"{r}/{d}/#" for d in PLANT_LEVEL_DOMAINS] + [f"{r}/twin/state/+", f"{r}/twin/worker/+"]
+
+    @property
+    def latest_halls(self) -> list[HallState]:
+        if not self.halls_at:
+            return []
+        return sorted(self.halls_at[max(self.halls_at)].values(), key=lambda h: h.hall)
+
+    def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
+        if not topic.startswith(self._prefix):
+            self.inner.handle(topic, payload, received_ts)
+            return
+        try:
+            if topic.startswith(self._prefix + "state/"):
+                h = HallState.model_validate_json(payload)
+                if h.hall in self._hall_ids:
+                    self.halls_at.setdefault(h.ts, {})[h.hall] = h
+            elif topic.startswith(self._prefix + "worker/"):
+                w = WorkerState.model_validate_json(payload)
+                self.workers_at.setdefault(w.ts, {})[w.worker] = w
+            else:
+                return
+        except ValidationError as e:
+            log.warning("aggregate: %s does not match the contract: %s", topic, e.errors()[0]["msg"])
+            return
+        self._try_emit()
+
+    def _plant_level(self, s: PlantState) -> None:
+        self.partial[s.ts] = s
+        self._try_emit()
+
+    def _complete(self, t: float) -> bool:
+        halls = self.halls_at.get(t, {})
+        workers = self.workers_at.get(t, {})
+        owned = {h for w in workers.values() for h in w.halls}
+        return t in self.partial and self._hall_ids <= set(halls) and self._hall_ids <= owned
+
+    def _try_emit(self) -> None:
+        ready = [t for t in self.partial if self._complete(t)]
+        if not ready:
+            self._prune()
+            return
+        for t in sorted(ready):
+            state = combine(self.partial[t], [self.halls_at[t][h] for h in self.plant.hall_ids],
+                            list(self.workers_at[t].values()))
+            self.latest = state
+            self.emitted += 1
+            if self._bus is not None:
+                self._bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
+        newest = max(ready)
+        for d in (self.partial, self.halls_at, self.workers_at):
+            for t in [t for t in d if t <= newest]:
+                if t not in ready and d is self.partial:
+                    self.skipped += 1
+                del d[t]
+
+    def _prune(self) -> None:
+        for d in (self.partial, self.halls_at, self.workers_at):
+            while len(d) > MAX_PENDING:
+                del d[min(d)]
+
+    async def run(self, bus: Bus) -> None:
+        self._bus = bus
+        self.inner._bus = bus
+        queue = bus.queue
+        idle = asyncio.create_task(self.inner._idle_flush())
+        try:
+            while True:
+                msg = await queue.get()
+                topic = msg.topic.value
+                if not topic.startswith(self._prefix):  # only telemetry keeps the inner idle flush waiting
+                    self.inner._last_msg_wall = time.monotonic()
+                payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
+                self.handle(topic, bytes(payload), time.time())
+        finally:
+            idle.cancel()
+            self.inner.save()
