@@ -42,7 +42,10 @@ def _type(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
         base: Any = float if kind == "number" else int
     elif kind == "string":
         if "pattern" in schema:
-            meta["pattern"] = schema["pattern"]
+            # msgspec matches with Python's re, where "$" also matches before a final newline ("sim\n");
+            # the schema's (and pydantic's) "$" is the end of the string: "\Z" in Python
+            p = schema["pattern"]
+            meta["pattern"] = p[:-1] + r"\Z" if p.endswith("$") and not p.endswith(r"\$") else p
         for src, dst in (("minLength", "min_length"), ("maxLength", "max_length")):
             if src in schema:
                 meta[dst] = schema[src]

@@ -93,6 +93,8 @@ class Decoder:
                 msg: Any = FAST_DECODERS[t.domain].decode(payload)
             except msgspec.DecodeError as e:
                 return Rejected(f"invalid payload: {e}")
+            except UnicodeDecodeError as e:  # msgspec raises this, not DecodeError, for invalid UTF-8 in a string
+                return Rejected(f"invalid payload: not UTF-8 (byte {e.start})")
         else:
             try:
                 msg = DOMAIN_MODELS[t.domain].model_validate_json(payload)

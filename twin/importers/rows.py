@@ -147,6 +147,8 @@ def _lp_rows(path: Path, precision: str) -> Iterator[Row]:
                 raise RowError(path, n, f"not line protocol: {e}") from None
             if ts is None:
                 raise RowError(path, n, "line has no timestamp (history needs one)")
+            if not -1e19 < ts < 1e28:  # ts * scale would overflow a float (OverflowError), or is no time at all
+                raise RowError(path, n, f"timestamp {str(ts)[:40]} is out of range")
             yield Row(n, ts * scale, m, {**tags, **fields})
 
 
@@ -241,6 +243,8 @@ def _csv_rows(path: Path, time_column: str, time_unit: str, measurement_column: 
                     t = parse_time(tv, now=0.0, first_t=None)
                 except ValueError:
                     raise RowError(path, n, f"time {tv!r} is neither a number nor ISO 8601") from None
+            if not math.isfinite(t):
+                raise RowError(path, n, f"time {tv[:40]!r} is not a finite number")
             values = {k: _cell(c) for k, c in cells.items()}
             m = values.get(measurement_column) if measurement_column else None
             yield Row(n, t, None if m is None else str(m), values)
