@@ -53,6 +53,7 @@ def render(state: PlantState | None, halls: list[HallState], header: str, notes:
     heat.add_row("rejected", f"{s.msgs_rejected:,}")
     heat.add_row("duplicates / gaps", f"{s.msgs_duplicate:,} / {s.seq_gaps:,}")
     heat.add_row("stale assets", f"{len(s.stale):,}")
+    heat.add_row("alarms active", Text(f"{s.alarms_active:,}", style="red" if s.alarms_active else "green"))
     top = Table.grid(padding=(0, 4))
     top.add_row(power, cool, heat)
     hall_t = Table(title="Halls", padding=(0, 1))
@@ -70,4 +71,5 @@ def summary_line(s: PlantState) -> str:
     return (f"{_time(s.ts)} IT {s.it_mw:.1f} MW, facility {s.facility_mw:.1f} MW, PUE {_f(s.pue, '{:.3f}')}, "
             f"headroom {s.headroom_mw:.1f} MW, GPUs {s.gpus_reporting:,}/{s.gpus_total:,}, "
             f"GPU max {_f(s.gpu_temp_max_c)} C, return max {_f(s.coolant_return_max_c)} C, "
-            f"reused {s.heat_reused_mw:.1f} MW, msgs {s.msgs_in:,} (rejected {s.msgs_rejected:,})")
+            f"reused {s.heat_reused_mw:.1f} MW, msgs {s.msgs_in:,} (rejected {s.msgs_rejected:,}), "
+            f"alarms {s.alarms_active}")
