@@ -20,7 +20,7 @@ from twin.errors import ConfigError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules under twin.commands that register subcommands, in --help order.
-COMMANDS = ["up", "run", "sim", "asyncapi", "adapter", "record", "replay", "import_log", "bench", "health"]
+COMMANDS = ["up", "run", "sim", "asyncapi", "adapter", "record", "replay", "import_log", "bench", "health", "backtest"]
 
 
 class OneLineParser(argparse.ArgumentParser):

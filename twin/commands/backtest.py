@@ -1,0 +1,104 @@
+"""``twin backtest``: replay a log (or a simulated history) through the forecaster; metrics for every model.
+
+The log is a log of the twin's outputs (``twin/state``, ``twin/state/+``) or raw telemetry (run
+through the state model in event time). ``--simulate 21d`` builds the history in process instead:
+the simulator at ``--step`` (default 900 s; the last ``--fine-tail`` at 60 s for the intraday
+product) feeding the state model, optionally saved with ``--save-states FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from twin.contract import QUANTITIES
+from twin.errors import ConfigError
+from twin.forecast.backtest import plot_backtest, run_backtest
+from twin.forecast.engine import PRODUCTS
+from twin.forecast.states import simulate_states, states_from_log, write_states_log
+from twin.timespec import parse_duration
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("backtest", help="forecast skill on a log or a simulated history", description=__doc__)
+    p.add_argument("log", nargs="?", help="telemetry log (twin/state messages or raw telemetry; .gz ok)")
+    p.add_argument("--quantity", choices=QUANTITIES, default="facility_mw")
+    p.add_argument("--product", choices=list(PRODUCTS), default="day-ahead")
+    p.add_argument("--train-days", type=float, default=14.0, help="days that only warm up the models (default 14)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw actuals against forecasts (matplotlib)")
+    p.add_argument("--all", action="store_true", help="metrics for every quantity, not only --quantity")
+    g = p.add_argument_group("simulated history (instead of LOG)")
+    g.add_argument("--simulate", metavar="DURATION", help="simulate this much history, e.g. 21d")
+    g.add_argument("--scenario", default="phase1", help="simulator scenario (default phase1)")
+    g.add_argument("--step", default="900s", help="simulator step (default 900s)")
+    g.add_argument("--fine-tail", default="1.5d", help="last part simulated at 60 s steps (default 1.5d)")
+    g.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
+    g.add_argument("--save-states", metavar="FILE", help="also write the simulated states as a log (.gz ok)")
+    p.set_defaults(func=_cmd)
+
+
+def _progress(quiet: bool) -> tuple[Progress | None, Callable[[float], None] | None]:
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    prog = Progress(TextColumn("[bold]backtest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), transient=True)
+    task = prog.add_task("backtest", total=1.0)
+    return prog, lambda frac: prog.update(task, completed=frac)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    if (args.log is None) == (args.simulate is None):
+        raise ConfigError("twin backtest: give a LOG or --simulate DURATION (one of them)")
+    prog, tick = _progress(False)
+    with prog or _Null():
+        if args.simulate is not None:
+            stream = simulate_states(args.scenario, _dur(args.simulate, "--simulate"), _dur(args.step, "--step"),
+                                     _dur(args.fine_tail, "--fine-tail", zero=True), 60.0, args.seed, tick)
+            if args.save_states:
+                states = list(stream)
+                write_states_log(args.save_states, "narvik", iter(states))
+                stream = iter(states)
+        else:
+            stream = states_from_log(args.log, progress=tick)
+        result = run_backtest(stream, args.product, args.train_days)
+    if result.states == 0 or not result.metrics.n.any():
+        raise ConfigError(f"twin backtest: nothing scored: the history ({result.states} states) is shorter than "
+                          f"--train-days {args.train_days:g} plus one {args.product} horizon")
+    out = result.as_json(None if args.all else args.quantity)
+    if args.plot:
+        plot_backtest(result, args.quantity, args.plot)
+        out["plot"] = args.plot
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"{args.product} backtest: {out['states']} states, {out['test_days']} days scored\n")
+        for q, models in out["metrics"].items():
+            sys.stdout.write(f"{q}\n")
+            for m, v in models.items():
+                sys.stdout.write(f"  {m:<16} MAE {v['mae']}  MAPE {v['mape']} %  MASE {v['mase']}  "
+                                 f"coverage {v['coverage']}\n")
+    return 0
+
+
+def _dur(text: str, name: str, zero: bool = False) -> float:
+    if zero and text.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise ConfigError(f"twin backtest: {name}: {e}") from None
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
