@@ -150,3 +150,29 @@ def test_a_database_outage_in_the_middle_of_twin_up_loses_no_point(
     stored = sorted(got[0]["timestamps"])  # type: ignore[arg-type]
     assert len(stored) == len(set(stored)), "a point arrived twice"
     assert [t for t in want if t not in set(stored)] == [], "points lost in the outage"
+
+
+def test_messages_in_memory_at_a_crash_are_redelivered_to_the_persistent_session(
+        mosquitto: MosquittoServer, victoria: VictoriaMetricsServer, site: str, tmp_path: Path) -> None:
+    """The sink acknowledges an MQTT message only once its lines are written or spooled."""
+    n = 30
+    args = [*TWIN, "run", "sink", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
+            "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--client-id", f"{site}-t",
+            "--session-expiry", "300"]
+    env = {**env_with_venv(), "TWIN_SINK_FLUSH_S": "120"}  # the lines stay in memory until the kill
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait_online(mosquitto.port, site)
+        asyncio.run(_publish_states(mosquitto.url, site, n))
+        h = _health(mosquitto.port, site, lambda s: s["points_in"] >= 2 * n)
+        assert h["points_written"] == 0 and h["points_spooled"] == 0 and h["buffered"] == 2 * n
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    second = subprocess.run([*args, "--duration", "10"], env=env_with_venv(), capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    ms = [int(T0 * 1000) + 1000 * i for i in range(n)]
+    got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
+                                lambda s: bool(s) and len(s[0]["timestamps"]) >= n, 30)
+    assert len(got) == 1 and sorted(got[0]["timestamps"]) == ms  # type: ignore[arg-type]

@@ -142,7 +142,10 @@ def _sink(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         service = SinkService(plant.site.id, make_writer(settings), **sink_options(settings))
-        async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True) as bus:
+        # messages are acknowledged once their lines are written or spooled (redelivered after a crash
+        # to a persistent session: --client-id and --session-expiry)
+        async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True,
+                            manual_ack=True) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)

@@ -105,7 +105,8 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
     enter = stack.enter_async_context
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
                                      manual_ack=state.snapshot_path is not None and protocol != "3.1.1"))
-    sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol))
+    sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol,
+                                    manual_ack=protocol != "3.1.1"))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))
     tasks = [
         asyncio.create_task(state.run(state_bus), name="state"),

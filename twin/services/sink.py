@@ -120,6 +120,10 @@ class SinkService:
         self._bus: Bus | None = None
         self._alarm_active = False
         self._mirror_last: dict[str, int] = {}
+        # manual MQTT acks: (lines_in after the message, (generation, mid, qos)), acknowledged once every
+        # line up to there is written or spooled; lines taken from memory but not yet there are "in hand"
+        self._acks: deque[tuple[int, tuple[int, int, int]]] = deque()
+        self._in_hand = 0
 
     @property
     def topic(self) -> str:
@@ -197,8 +201,19 @@ class SinkService:
         if len(pending) <= n:
             out = list(pending)
             pending.clear()
-            return out
-        return [pending.popleft() for _ in range(n)]
+        else:
+            out = [pending.popleft() for _ in range(n)]
+        self._in_hand += len(out)
+        return out
+
+    def _ack_durable(self) -> None:
+        """Acknowledge the MQTT messages whose lines are all written or spooled (manual-ack buses only)."""
+        durable = self.lines_in - len(self.pending) - self._in_hand
+        ready = []
+        while self._acks and self._acks[0][0] <= durable:
+            ready.append(self._acks.popleft()[1])
+        if ready and self._bus is not None:
+            self._bus.ack(ready)
 
     @property
     def backlog(self) -> bool:
@@ -210,18 +225,21 @@ class SinkService:
             if not self.backlog and time.monotonic() >= self._retry_at:
                 # up to max_inflight batches at once, so the database works while the next is compressed
                 batches = [self._take(self.batch_lines) for _ in range(self.max_inflight) if self.pending]
-                for d in await asyncio.gather(*(self._deliver(b) for b in batches)):
-                    if not d.done and not await self._to_spool(d.remaining):
+                for b, d in zip(batches, await asyncio.gather(*(self._deliver(b) for b in batches)), strict=True):
+                    self._in_hand -= len(b) - len(d.remaining)
+                    if not d.done and not await self._to_spool(d.remaining, taken=True):
                         return
-            elif not await self._to_spool(self._take(self.batch_lines)):
+            elif not await self._to_spool(self._take(self.batch_lines), taken=True):
                 return  # the disk refuses: the lines are back in memory; try again next step
+            self._ack_durable()
         if self.backlog and time.monotonic() >= self._retry_at:
             await self._drain()
 
     async def _drain(self) -> None:
         while True:
-            if self.pending and not await self._to_spool(self._take(len(self.pending))):
+            if self.pending and not await self._to_spool(self._take(len(self.pending)), taken=True):
                 return  # new lines queue behind the spool, in order; the disk refused them for now
+            self._ack_durable()
             if self._inflight is None:
                 lines, pos = await asyncio.to_thread(self.spool.read, self.batch_lines)
                 if not lines:
@@ -258,18 +276,25 @@ class SinkService:
                         self.writer.describe(), d.error, len(d.remaining), wait)
         return d
 
-    async def _to_spool(self, lines: list[str]) -> bool:
-        """Append to the spool; False (lines back in memory, bounded) when the disk refuses."""
+    async def _to_spool(self, lines: list[str], taken: bool = False) -> bool:
+        """Append to the spool; False (lines back in memory, bounded) when the disk refuses.
+
+        ``taken``: the lines were taken from memory (counted in hand until they are on disk).
+        """
         if not lines:
             return True
         try:
             dropped = await asyncio.to_thread(self._append_chunks, lines)
         except OSError as e:  # the disk refuses: keep them in memory (bounded), try again next step
             log.error("sink: cannot spool %d lines to %s: %s", len(lines), self.spool.directory, e)
+            if taken:
+                self._in_hand -= len(lines)
             self.pending.extendleft(reversed(lines))
             self._trim()
             self.last_error = f"spool: {e}"
             return False
+        if taken:
+            self._in_hand -= len(lines)
         self.spooled += len(lines)
         if dropped:
             self.dropped += dropped
@@ -340,6 +365,9 @@ class SinkService:
                 msg = await bus.queue.get()
                 payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                 self.add(self.lines_for(msg.topic.value, bytes(payload)))
+                if bus.manual_ack:
+                    self._acks.append((self.lines_in, (bus.generation, msg.mid, msg.qos)))
+                    self._ack_durable()  # at once when it made no line or everything is on disk already
         finally:
             reporter.cancel()
             # let the writer finish the request in hand (a cancel would orphan its batch in the thread)
@@ -374,10 +402,13 @@ class SinkService:
         try:
             if self.pending:
                 if not self.backlog and time.monotonic() >= self._retry_at:
-                    d = await self._deliver(self._take(len(self.pending)))
-                    await self._to_spool(d.remaining)
+                    batch = self._take(len(self.pending))
+                    d = await self._deliver(batch)
+                    self._in_hand -= len(batch) - len(d.remaining)
+                    await self._to_spool(d.remaining, taken=True)
                 else:
-                    await self._to_spool(self._take(len(self.pending)))
+                    await self._to_spool(self._take(len(self.pending)), taken=True)
+            self._ack_durable()
             self._publish_stats()
         finally:
             self.writer.close()
