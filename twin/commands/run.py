@@ -22,6 +22,7 @@ from twin.commands.common import (
 from twin.errors import ConfigError
 from twin.live_view import summary_line
 from twin.services.aggregate import AggregatorService
+from twin.services.forecast import ForecastService
 from twin.services.sink import SinkService
 from twin.services.state import StateService
 from twin.settings import snapshot_path
@@ -61,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=positive_float, metavar="S",
                    help="also write raw telemetry, one line per asset every S seconds (default off)")
     k.set_defaults(func=_sink)
+    f = services.add_parser("forecast", help="forecasts from the twin's state: intraday and day-ahead, retained")
+    add_plant_options(f)
+    add_broker_options(f, required=True)
+    f.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    f.set_defaults(func=_forecast)
 
 
 def _hall_list(text: str) -> list[str]:
@@ -146,6 +152,18 @@ def _sink(args: argparse.Namespace) -> int:
         # to a persistent session: --client-id and --session-expiry)
         async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True,
                             manual_ack=True) as bus:
+            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
+
+    return run_until_stopped(main)
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    settings, plant = settings_from_args(args)
+    url = _need_broker(settings.broker)
+
+    async def main(stop: asyncio.Event) -> int:
+        service = ForecastService(plant.site.id)
+        async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)

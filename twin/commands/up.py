@@ -32,6 +32,7 @@ from twin.commands.common import (
 )
 from twin.live_view import render, summary_line
 from twin.plant import Plant
+from twin.services.forecast import ForecastService
 from twin.services.sim import SimService
 from twin.services.sink import LineWriter, SinkService
 from twin.services.state import StateService
@@ -102,16 +103,19 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                            snapshot_every_s=settings.snapshot_every_s)
     sink = SinkService(site, writer, **sink_options(settings))
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
+    forecast = ForecastService(site)
     enter = stack.enter_async_context
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
                                      manual_ack=state.snapshot_path is not None and protocol != "3.1.1"))
     sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol,
                                     manual_ack=protocol != "3.1.1"))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))
+    forecast_bus = await enter(make_bus(settings, url, "forecast", site, forecast.subscriptions, True, protocol))
     tasks = [
         asyncio.create_task(state.run(state_bus), name="state"),
         asyncio.create_task(sink.run(sink_bus), name="sink"),
         asyncio.create_task(sim.run(sim_bus), name="sim"),
+        asyncio.create_task(forecast.run(forecast_bus), name="forecast"),
     ]
     header = f"Stargate twin · {plant.site.name} · {plant.gpus_total:,} GPUs · {url}"
     t0 = time.monotonic()
@@ -144,7 +148,7 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
     # clean stop: the simulator first, then let state and sink drain what is in flight
     tasks[2].cancel()
     await asyncio.sleep(1.5 * min(settings.tick_s, 1.0) + 1.5)
-    for t in tasks[:2]:
+    for t in (*tasks[:2], *tasks[3:]):
         t.cancel()
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
