@@ -76,9 +76,15 @@ def _run_state(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Co
 
 def test_cli_with_a_wrong_password_exits_2_with_one_line(locked_broker: MosquittoServer, tmp_path: Path) -> None:
     env = env_with_venv()
-    r = _run_state(["--broker", _url(locked_broker, USER, "wrong")], env, tmp_path)
+    wrong = "wrong-Kd72-distinctive"
+    r = _run_state(["--broker", _url(locked_broker, USER, wrong)], env, tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "refused the login" in r.stderr and "wrong" not in r.stderr.split("refused")[0], r.stderr
+    assert "refused the login" in r.stderr and wrong not in r.stderr, r.stderr
+    # from the environment
+    r = _run_state(["--broker", locked_broker.url], env | {"TWIN_MQTT_USERNAME": USER, "TWIN_MQTT_PASSWORD": wrong},
+                   tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "refused the login" in r.stderr
+    assert wrong not in r.stderr
     # from the environment, the password read from a file
     (tmp_path / "pw").write_text("also-wrong\n")
     r = _run_state(["--broker", locked_broker.url], env | {"TWIN_MQTT_USERNAME": USER,
