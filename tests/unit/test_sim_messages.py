@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import orjson
 
-from adapters.telemetry_log import encode_line
+from adapters.telemetry_log import encode_line, iter_log
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.ingest import Decoded, Decoder
 from twin.plant import Plant
-from twin.services.sim import SimService, log_line
+from twin.services.sim import SimService, log_line, write_log
 
 
 def test_every_message_of_a_full_plant_frame_is_valid_telemetry(phase1: Plant) -> None:
@@ -42,3 +45,25 @@ def test_log_lines_are_byte_identical_to_the_shared_log_encoder(small_plant: Pla
     for topic, payload in svc.messages_for_step(0, 1.8e9 + 0.5):
         assert log_line(1.8e9 + 0.5, topic, payload) == encode_line(1.8e9 + 0.5, topic, payload)
     assert log_line(3.0, "a/b", b"{}", qos=0, retain=True) == encode_line(3.0, "a/b", b"{}", 0, True)
+
+
+def test_frames_already_handed_out_never_change(small_plant: Plant) -> None:
+    sim = PlantSim(small_plant, seed=2, start_ts=1.8e9)
+    first = sim.step(1.8e9)
+    kept = {name: getattr(first, name).copy() for name in ("gpu_power_w", "gpu_util", "gpu_temp_c", "aux_power_w",
+                                                            "cdu_return_c", "cdu_flow_lps", "feeder_import_mw")}
+    for k in range(1, 5):
+        sim.step(1.8e9 + k)
+    for name, arr in kept.items():
+        assert np.array_equal(getattr(first, name), arr), name
+
+
+def test_write_log_reports_progress_and_thins_racks(small_plant: Plant, tmp_path: Path) -> None:
+    seen: list[float] = []
+    n = write_log(small_plant, tmp_path / "x.jsonl", start_ts=1.8e9, duration_s=60, step_s=10, rack_every=2,
+                  progress=seen.append)
+    lines = list(iter_log(tmp_path / "x.jsonl"))
+    # per step: 2 feeders, 1 exchanger, 1 weather station; 4 CDUs and 8 racks, each every other step
+    assert n == len(lines) == 6 * 4 + 6 * 4 // 2 + 6 * 8 // 2
+    assert seen[-1] == 60.0
+    assert [line["t"] for line in lines] == sorted(line["t"] for line in lines)  # event-time order
