@@ -176,7 +176,7 @@ class StateService:
         self._unacked = []
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, ts: float) -> None:
-        log.debug("dead letter from %s: %s", topic, reason)
+        log.debug("dead letter from %r: %r", topic, reason)  # repr: no newlines from hostile input in logs
         if self._bus is None:
             return
         now = time.monotonic()
