@@ -24,7 +24,7 @@ def daily(n: int, level: float = 100.0, amp: float = 20.0) -> np.ndarray:
 
 def test_pure_daily_cycle_is_forecast_near_exactly_by_holt_winters() -> None:
     y = daily(8 * DAY)
-    fc, fitted, now = HoltWinters(DAY).fit(y[: 7 * DAY], ts=0.0)
+    fc, _fitted, now = HoltWinters(DAY).fit(y[: 7 * DAY], ts=0.0)
     truth = y[7 * DAY:]
     assert np.abs(fc - truth).max() < 0.01 * 20.0
     assert abs(now - y[7 * DAY - 1]) < 0.2

@@ -73,7 +73,10 @@ def _cmd(args: argparse.Namespace) -> int:
                           f"--train-days {args.train_days:g} plus one {args.product} horizon")
     out = result.as_json(None if args.all else args.quantity)
     if args.plot:
-        plot_backtest(result, args.quantity, args.plot)
+        try:
+            plot_backtest(result, args.quantity, args.plot)
+        except ValueError as e:
+            raise ConfigError(f"twin backtest: --plot: {e}") from None
         out["plot"] = args.plot
     if args.json:
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
