@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
 from adapters.mqtt import Bus
@@ -75,12 +76,27 @@ def _cmd(args: argparse.Namespace) -> int:
         # leave the broker queueing everything for it
         bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=bool(args.mqtt_client_id))
         bus.health = False  # the recorder must not record its own health messages
-        async with bus:
+        # connecting waits through an unreachable broker (the bus retries); a signal still stops it
+        enter = asyncio.create_task(bus.__aenter__())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({enter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not enter.done():
+            enter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await enter
+            await bus.close()
+            sys.stderr.write(f"twin record: stopped before the broker {bus.address} answered\n")
+            return 1
+        enter.result()  # a refused login raises here
+        try:
             if args.log_level in ("DEBUG", "INFO"):
                 sys.stderr.write(f"twin record: recording {', '.join(filters)} from {bus.address}\n")
             await record(bus, writer, stop, count=args.count, duration_s=args.duration, stats=stats)
             if bus.dropped:
                 sys.stderr.write(f"twin record: warning: {bus.dropped} messages dropped (incoming queue full)\n")
+        finally:
+            await bus.close()
         return 0
 
     try:
