@@ -92,8 +92,9 @@ async def _until(stop: asyncio.Event, task: asyncio.Task[None], duration: float 
         if callable(report) and time.monotonic() - last >= 10:
             report()
             last = time.monotonic()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancel on 3.11
+            async with asyncio.timeout(0.5):
+                await stop.wait()
     if task.done() and task.exception() is not None:
         log.error("service stopped: %r", task.exception())
         return 1

@@ -143,8 +143,9 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
             elif state.latest is not None and time.monotonic() - last_line >= 5:
                 print(summary_line(state.latest) + behind, flush=True)
                 last_line = time.monotonic()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancel on 3.11
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
     # clean stop: the simulator first, then let state and sink drain what is in flight
     tasks[2].cancel()
     await asyncio.sleep(1.5 * min(settings.tick_s, 1.0) + 1.5)
