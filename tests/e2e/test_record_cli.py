@@ -72,3 +72,21 @@ def test_ctrl_c_leaves_a_complete_gzip_log(mosquitto: MosquittoServer, site: str
     recs = list(LogReader(out))
     assert recs and not any(isinstance(r, LogError) for r in recs)  # closed properly: no truncated stream
     assert 0 < len(recs) <= sent and f"{len(recs):,} messages" in err
+
+
+def test_ctrl_c_stops_a_recorder_still_waiting_for_the_broker(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    proc = subprocess.Popen([*TWIN, "record", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--out",
+                             str(tmp_path / "x.jsonl")], env=env_with_venv(), cwd=REPO, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "stopped before the broker" in err
+    assert not (tmp_path / "x.jsonl").exists()
