@@ -24,6 +24,7 @@ import select
 import socket
 import ssl
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,8 @@ class FastPublisher:
         self.sent = 0  # PUBLISH packets handed to the socket (first sends)
         self.acked = 0  # QoS 1 messages acknowledged by the broker
         self.reconnects = 0
+        #: set it to give up reconnecting (e.g. on Ctrl-C); PublisherError is raised then
+        self.abort: threading.Event | None = None
         self._inflight: dict[int, bytes] = {}  # mid -> packet, in send order
         self._next_mid = 1
         self._out = bytearray()
@@ -224,7 +227,10 @@ class FastPublisher:
             except PublisherError as e:
                 if time.monotonic() > deadline:
                     raise PublisherError(f"cannot reconnect to {self.address} for 60 s: {e}") from None
-                time.sleep(backoff)
+                if self.abort is not None and self.abort.wait(backoff):
+                    raise PublisherError(f"stopped while reconnecting to {self.address}") from None
+                if self.abort is None:
+                    time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.reconnects += 1
         self._out.clear()

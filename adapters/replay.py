@@ -24,7 +24,7 @@ from typing import Any, Literal
 import orjson
 from paho.mqtt.client import topic_matches_sub
 
-from adapters.mqtt_publisher import FastPublisher
+from adapters.mqtt_publisher import FastPublisher, PublisherError
 from adapters.telemetry_log import LogError, LogReader, LogRecord
 
 __all__ = ["ReplayOptions", "ReplayStats", "Replayer", "first_t", "is_twin_output"]
@@ -77,7 +77,8 @@ class ReplayStats:
     t: float | None = None  # t (in the log) of the latest published message
     wall_start: float = 0.0
     wall_end: float = 0.0
-    stopped: str = ""  # "end", "interrupted", "error"
+    stopped: str = ""  # "end", "interrupted", "error" (a bad line), "broker" (lost for good)
+    error: str = ""
     bytes_done: int = 0
     bytes_total: int = 0
 
@@ -312,9 +313,15 @@ class Replayer:
                 pass_count = 0
             if not st.stopped:
                 st.stopped = "interrupted" if stop.is_set() else "end"
+        except PublisherError as e:
+            st.stopped, st.error = ("interrupted", "") if stop.is_set() else ("broker", str(e))
         finally:
-            if not pub.flush(30.0):
-                log.warning("%d messages still unacknowledged after 30 s", pub.unacked)
+            try:
+                if not pub.flush(30.0):
+                    log.warning("%d messages still unacknowledged after 30 s", pub.unacked)
+            except PublisherError as e:
+                if st.stopped != "interrupted":
+                    st.stopped, st.error = "broker", st.error or str(e)
             st.wall_end = time.monotonic()
             st.bytes_done = st.bytes_total if st.stopped == "end" else st.bytes_done
             if progress is not None:

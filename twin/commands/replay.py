@@ -148,6 +148,7 @@ def _cmd(args: argparse.Namespace) -> int:
     except PublisherError as e:
         raise ConfigError(str(e)) from None
     stop = threading.Event()
+    pub.abort = stop
 
     def report_error(e: LogError) -> None:
         action = "skipped" if options.on_error == "skip" else "stopping the replay here"
@@ -172,6 +173,10 @@ def _cmd(args: argparse.Namespace) -> int:
         if pacer is not None:
             pacer.stop()
     sys.stderr.write(f"twin replay: {_summary(st, args.speed)}\n")
+    if st.stopped == "broker":
+        resume = f"; resume with --start {st.t!r}" if st.t is not None else ""
+        sys.stderr.write(f"twin replay: error: {st.error}{resume}\n")
+        return 1
     if st.stopped == "error":
         sys.stderr.write(f"twin replay: stopped at a bad line; {st.published:,} messages before it were published "
                          "and acknowledged; fix the file or pass --on-error skip\n")
