@@ -1,6 +1,7 @@
-"""The real sink, logged in with the sink account of the repo's broker setup (ACL, generated password
-file), subscribes to what compose has it do (twin outputs and, with the mirror on, telemetry) and writes
-them: the accounts in deploy/mosquitto/acl let the twin's own services work, not only probes."""
+"""The real sink and forecaster, logged in with their accounts of the repo's broker setup (ACL, generated
+password file): the sink subscribes to what compose has it do (twin outputs and, with the mirror on,
+telemetry) and writes them; the forecaster connects, subscribes and announces itself online. The accounts
+in deploy/mosquitto/acl let the twin's own services work, not only probes."""
 
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ async def _publish(url: str, t0: float) -> None:
             await sim.publish(f"stargate/{SITE}/heat/dh-narvik", h.model_dump_json())
 
 
-def _online(broker: MosquittoServer) -> bool:
-    """The sink's retained health, read by the viewer account (the Bus says online once subscribed)."""
-    got = asyncio.run(read_retained(broker.url, f"stargate/{SITE}/twin/health/sink", username="viewer",
+def _online(broker: MosquittoServer, service: str = "sink") -> bool:
+    """A service's retained health, read by the viewer account (the Bus says online once subscribed)."""
+    got = asyncio.run(read_retained(broker.url, f"stargate/{SITE}/twin/health/{service}", username="viewer",
                                     password=PASSWORDS["viewer"], ca_file=None, cert_file=None, key_file=None,
                                     timeout=1))
     return got == b"online"
@@ -81,6 +82,28 @@ def test_the_sink_account_lets_the_real_sink_work(broker: MosquittoServer, tmp_p
             time.sleep(0.5)
         assert any(s.startswith("plant_state,site=tiny ") for s in seen), (seen, proc.poll())
         assert any(s.startswith("raw_heat,asset=dh-narvik,site=tiny ") for s in seen), seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_the_forecast_account_lets_the_real_forecaster_come_online(broker: MosquittoServer, tmp_path: Path) -> None:
+    env = env_with_venv()
+    env.update(TWIN_BROKER=broker.url, TWIN_MQTT_USERNAME="forecast", TWIN_MQTT_PASSWORD=PASSWORDS["forecast"],
+               TWIN_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "run", "forecast", "--plant", str(SMALL),
+                             "--duration", "120"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        online = False
+        while not online and time.monotonic() < deadline and proc.poll() is None:
+            online = _online(broker, "forecast")
+            time.sleep(0.5)
+        assert online, proc.poll()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
