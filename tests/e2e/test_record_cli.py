@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -39,6 +40,16 @@ def _publish_until_exit(url: str, site: str, proc: subprocess.Popen[str], stop_a
     return seq
 
 
+def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60.0) -> None:
+    assert proc.stderr is not None
+    line = ""
+    deadline = time.monotonic() + timeout
+    while text not in line:
+        assert time.monotonic() < deadline and proc.poll() is None, f"no {text!r} on stderr"
+        if select.select([proc.stderr], [], [], 1.0)[0]:
+            line = proc.stderr.readline()
+
+
 def test_record_rotates_and_stops_after_count(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
     out = tmp_path / "rec.jsonl"
     proc = subprocess.Popen([*TWIN, "record", "--broker", mosquitto.url, "--topic", f"stargate/{site}/#",
@@ -64,8 +75,9 @@ def test_record_rotates_and_stops_after_count(mosquitto: MosquittoServer, site: 
 def test_ctrl_c_leaves_a_complete_gzip_log(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
     out = tmp_path / "rec.jsonl.gz"
     proc = subprocess.Popen([*TWIN, "record", "--broker", mosquitto.url, "--topic", f"stargate/{site}/ambient/#",
-                             "--out", str(out)], env=env_with_venv(), cwd=REPO, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # a head start; what it misses before subscribing does not matter here
+                             "--out", str(out), "--log-level", "INFO"], env=env_with_venv(), cwd=REPO,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_line(proc, "twin record: recording")  # subscribed: a SIGINT now reaches its handler
     sent = _publish_until_exit(mosquitto.url, site, proc, stop_after=100)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -81,7 +93,7 @@ def test_ctrl_c_stops_a_recorder_still_waiting_for_the_broker(tmp_path: Path) ->
                              str(tmp_path / "x.jsonl")], env=env_with_venv(), cwd=REPO, stderr=subprocess.PIPE,
                             text=True)
     try:
-        time.sleep(2.0)
+        _wait_for_line(proc, "reconnecting")  # it is up and waiting
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     finally:
