@@ -25,6 +25,15 @@ DATASOURCE = {"type": "influxdb", "uid": "twin-influxdb"}
 BUCKET = "twin"
 #: Forecast quantities that are also plant_state fields (so an actual exists to compare with).
 FORECAST_WITH_ACTUAL = ("facility_mw", "it_mw", "headroom_mw", "coolant_return_max_c")
+#: The forecast service's products and baseline models (twin/forecast/engine.py: PRODUCTS, MODELS): each
+#: forecast's ``model`` tag is ``{model}-{product}``, the main model's name depending on the quantity.
+PRODUCTS = ("intraday", "day-ahead")
+BASELINES = ("persistence", "seasonal-naive")
+
+
+def main_model(product: str) -> str:
+    """A Flux predicate: the main model's forecasts of one product (whatever the quantity's main model is)."""
+    return f'r.model =~ /-{product}$/ and r.model !~ /^({"|".join(BASELINES)})-/'
 
 Json = dict[str, Any]
 
@@ -183,7 +192,8 @@ def plant_overview() -> Board:
                       "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}])
     b.add("timeseries", "Headroom and its forecast (p10-p90)",
           [flux("plant_state", ("headroom_mw",)),
-           flux("forecast", ("mean", "p10", "p90"), where='r.quantity == "headroom_mw"', fn="last")],
+           flux("forecast", ("mean", "p10", "p90"), where=f'r.quantity == "headroom_mw" and {main_model("intraday")}',
+                fn="last")],
           w=24, h=9, unit="MW", overrides=_band("p90", "p10"),
           description="headroom_mw = min(hydro available, contract) - facility; the forecast's mean and 80 % "
                       "interval from the latest issue covering each time")
@@ -242,7 +252,8 @@ def heat_reuse() -> Board:
     b.add("timeseries", "Offtaker supply and return temperatures",
           [flux("raw_heat", ("supply_c", "return_c"), keep=per)], unit="celsius")
     b.add("timeseries", "Reusable heat: day-ahead forecast (p10-p90) and heat reused",
-          [flux("forecast", ("mean", "p10", "p90"), where='r.quantity == "heat_reusable_mw"', fn="last"),
+          [flux("forecast", ("mean", "p10", "p90"),
+                where=f'r.quantity == "heat_reusable_mw" and {main_model("day-ahead")}', fn="last"),
            flux("plant_state", ("heat_reused_mw", "heat_to_liquid_mw"))],
           w=24, h=9, unit="MW", overrides=_band("p90", "p10"))
     b.add("stat", "Heat reused now", [_last_stat("plant_state", "heat_reused_mw")], w=8, h=5, unit="MW",
@@ -259,10 +270,16 @@ def forecasts() -> Board:
               "Each quantity's actual against the forecast (latest issue covering each time) and the live skill "
               "(MASE against persistence: below 1 beats persistence).", time_from="now-12h", time_to="now+6h")
     b.variables.append(_custom_variable("quantity", "quantity", FORECAST_WITH_ACTUAL))
-    b.add("timeseries", "${quantity}: actual and forecast (p10-p90)",
+    b.variables.append(_custom_variable("product", "product", PRODUCTS))
+    main = main_model("${product}")
+    b.add("timeseries", "${quantity}: actual and the main model's ${product} forecast (p10-p90)",
           [flux("plant_state", ("${quantity}",)),
-           flux("forecast", ("mean", "p10", "p90"), where='r.quantity == "${quantity}"', fn="last")],
+           flux("forecast", ("mean", "p10", "p90"), where=f'r.quantity == "${{quantity}}" and {main}', fn="last")],
           w=24, h=10, overrides=_band("p90", "p10"))
+    b.add("timeseries", "${quantity}: every model's ${product} mean against the actual",
+          [flux("plant_state", ("${quantity}",)),
+           flux("forecast", ("mean",), where='r.quantity == "${quantity}" and r.model =~ /-${product}$/', fn="last",
+                keep=("_time", "_value", "model"))], w=24, h=8)
     b.add("timeseries", "Skill (MASE) per quantity and model",
           [flux("forecast", ("skill",), fn="last", keep=("_time", "_value", "quantity", "model"))], w=12, h=8,
           decimals=2, thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
@@ -271,8 +288,9 @@ def forecasts() -> Board:
                                          keep=("_time", "_value", "quantity", "model"),
                                          tail="  |> last()\n  |> group()\n")],
           w=12, h=8, decimals=2, options=_TABLE)
-    b.add("timeseries", "Forecast lead time of the points shown",
-          [flux("forecast", ("lead_s",), where='r.quantity == "${quantity}"', fn="last")], w=24, h=6, unit="s")
+    b.add("timeseries", "Lead time of the main model's points shown",
+          [flux("forecast", ("lead_s",), where=f'r.quantity == "${{quantity}}" and {main}', fn="last")], w=24, h=6,
+          unit="s")
     return b
 
 

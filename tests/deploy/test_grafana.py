@@ -5,6 +5,7 @@ files name paths that exist in the containers (mounted from the repo by docker-c
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import re
@@ -29,6 +30,7 @@ from twin.contract import (
     HallState,
     PlantState,
 )
+from twin.forecast import engine
 
 REPO = Path(__file__).resolve().parents[2]
 DASH_DIR = REPO / "grafana" / "dashboards"
@@ -151,7 +153,10 @@ def check_query(q: str) -> list[str]:
             problems.append(f"tag {name!r} is not in {m}")
         if name == "quantity" and value not in QUANTITIES:
             problems.append(f"quantity {value!r} is not one the contract forecasts")
-    if re.search(r'\br\.([A-Za-z][A-Za-z0-9_]*)\b(?! ==)', q.replace("r._", "")):
+    for name, _ in re.findall(r"\br\.([A-Za-z][A-Za-z0-9_]*) (=~|!~) /", q):
+        if name not in tags:
+            problems.append(f"tag {name!r} (matched by a regex) is not in {m}")
+    if re.search(r"\br\.([A-Za-z][A-Za-z0-9_]*)\b(?! (==|=~|!~))", q.replace("r._", "")):
         problems.append("refers to a column of r other than in an equality")
     for fn, arg in re.findall(r"\b(keep|group|sort|pivot)\(([^)]*)\)", q):
         for names in re.findall(_LIST, arg):
@@ -159,6 +164,28 @@ def check_query(q: str) -> list[str]:
                 if not (col.startswith("_") or col in tags or col in fields):
                     problems.append(f"{fn}() names column {col!r}, neither a tag nor a field of {m}")
     return problems
+
+
+def _build_module() -> Any:
+    spec = importlib.util.spec_from_file_location("grafana_build", REPO / "deploy" / "grafana" / "build.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_model_filters_match_the_forecast_service() -> None:
+    """Dashboards pick the main model as 'not a baseline' of a product: the names must be the engine's."""
+    build = _build_module()
+    assert tuple(build.PRODUCTS) == tuple(engine.PRODUCTS)
+    assert tuple(build.BASELINES) == tuple(m for m in engine.MODELS if m != "main")
+    main = build.main_model("intraday")
+    for qn in QUANTITIES:
+        for m in engine.MODELS:
+            name = f"{engine.main_model(qn) if m == 'main' else m}-intraday"
+            picked = re.search(r"/-intraday\$/", main) and not re.match(r"^(" + "|".join(build.BASELINES) + ")-", name)
+            assert bool(picked) == (m == "main"), (qn, name)
 
 
 def _queries(dash: dict[str, Any]) -> list[tuple[str, str]]:
@@ -182,6 +209,7 @@ def test_the_checker_catches_wrong_names() -> None:
     assert check_query(good.replace('"hall"]', '"cdu"]'))
     assert check_query(good.replace("r.site ==", "r.plant =="))
     assert check_query(good + '\n  |> filter(fn: (r) => r.quantity == "pue")')
+    assert check_query(good + "\n  |> filter(fn: (r) => r.model =~ /x/)")  # no model tag in hall_state
 
 
 def test_the_variables_query_real_tags() -> None:
