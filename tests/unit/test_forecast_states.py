@@ -61,3 +61,25 @@ def test_a_log_with_neither_states_nor_telemetry_is_a_one_line_error(tmp_path: P
         list(states_from_log(log))
     with pytest.raises(ConfigError, match="cannot read"):
         list(states_from_log(tmp_path / "missing.jsonl"))
+
+
+def test_service_warmed_from_history_issues_main_model_forecasts() -> None:
+    from twin.forecast.states import simulate_states
+    from twin.services.forecast import ForecastService
+
+    svc = ForecastService("narvik")
+    hist = list(simulate_states("phase1", 2.5 * 86400.0, 900.0))
+    assert svc.warm(iter(hist)) == len(hist)
+    assert svc.forecaster.ready  # two days of quarter hours: the fits are made
+    last, halls = hist[-1]
+    out = []
+    for k in range(1, 3):
+        for h in halls:
+            svc.handle(f"stargate/narvik/twin/state/{h.hall}", h.model_copy(update={"ts": last.ts + 60 * k})
+                       .model_dump_json().encode())
+        out += svc.handle("stargate/narvik/twin/state",
+                          last.model_copy(update={"ts": last.ts + 60 * k}).model_dump_json().encode())
+    by = {f.model: f for f in out if f.quantity == "heat_reusable_mw" and f.step_s == 60.0}
+    assert {"persistence-intraday", "seasonal-naive-intraday", "physics-intraday"} <= set(by)
+    assert [p.mean for p in by["physics-intraday"].points] != [p.mean for p in by["persistence-intraday"].points]
+    assert svc.handle("stargate/narvik/twin/state", b'{"ts": "x"}') == [] and svc.rejected == 1

@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_plant_options(f)
     add_broker_options(f, required=True)
     f.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    f.add_argument("--warm-log", metavar="LOG", help="a log of twin/state (or raw telemetry) to learn from first")
     f.set_defaults(func=_forecast)
 
 
@@ -164,6 +165,11 @@ def _forecast(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         service = ForecastService(plant.site.id)
+        if args.warm_log:
+            from twin.forecast.states import states_from_log
+
+            log.info("forecast: warmed with %d states from %s", service.warm(states_from_log(args.warm_log, plant)),
+                     args.warm_log)
         async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 

@@ -10,6 +10,7 @@ message is a main-model forecast. The sink writes them all to InfluxDB (tag ``mo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
@@ -37,6 +38,14 @@ class ForecastService:
     @property
     def subscriptions(self) -> list[str]:
         return [self.topics.state, f"{self.topics.state}/+"]
+
+    def warm(self, stream: Iterable[tuple[PlantState, list[HallState]]]) -> int:
+        """Feed past states (e.g. a log of ``twin/state``) without publishing; returns how many."""
+        n = 0
+        for state, halls in stream:
+            self.forecaster.on_state(state, halls, emit=False)
+            n += 1
+        return n
 
     def handle(self, topic: str, payload: bytes) -> list[Forecast]:
         """One state message in; the Forecasts it makes due out (usually none)."""
