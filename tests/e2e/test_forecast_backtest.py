@@ -55,7 +55,7 @@ def test_intraday_never_worse_than_persistence(results: dict[str, BacktestResult
 @pytest.mark.parametrize("product", ["day-ahead", "intraday"])
 def test_80_percent_intervals_cover_70_to_90_percent(results: dict[str, BacktestResult], product: str) -> None:
     t = results[product].table()
-    for q in ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw"):
+    for q in MAIN:
         cov = t[q][MAIN[q]]["coverage"]
         assert cov is not None and 0.70 <= cov <= 0.90, (product, q, cov)
 
