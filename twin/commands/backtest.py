@@ -63,7 +63,11 @@ def _cmd(args: argparse.Namespace) -> int:
                                      _dur(args.fine_tail, "--fine-tail", zero=True), 60.0, args.seed, tick)
             if args.save_states:
                 states = list(stream)
-                write_states_log(args.save_states, "narvik", iter(states))
+                from sims.scenario import load_scenario
+                from twin.plant import load_plant
+
+                site = load_plant(load_scenario(args.scenario).plant).site.id
+                write_states_log(args.save_states, site, iter(states))
                 stream = iter(states)
         else:
             stream = states_from_log(args.log, progress=tick)
