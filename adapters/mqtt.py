@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -83,10 +83,18 @@ class _Client(aiomqtt.Client):
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # aiomqtt's own _on_socket_open, with a reader that drains the socket (not one packet per wake-up)
+        # and pauses reading while the consumer is behind (back-pressure onto TCP and the broker's queue)
+        queue = self._queue
+        fd = sock.fileno()
+
         def drain() -> None:
             try:
                 for _ in range(10_000):
                     if client._sock is None:
+                        return
+                    if isinstance(queue, _CountingQueue) and queue.armed and queue.qsize() >= queue.pause_at:
+                        self._loop.remove_reader(fd)
+                        queue.resume = lambda: self._loop.add_reader(fd, drain) if client._sock is not None else None
                         return
                     rc = client._packet_read()
                     if rc == mqtt.MQTT_ERR_AGAIN:
@@ -102,14 +110,29 @@ class _Client(aiomqtt.Client):
             self._misc_task = self._loop.create_task(self._misc_loop())
 
         # paho calls this from the executor thread that runs connect(): schedule onto the loop
-        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), drain)
+        self._loop.call_soon_threadsafe(self._loop.add_reader, fd, drain)
         self._loop.call_soon_threadsafe(create_misc_task)
 
 
 class _CountingQueue(asyncio.Queue):  # type: ignore[type-arg]
-    """The bounded incoming queue: when full, the newest message is dropped and counted."""
+    """The bounded incoming queue.
+
+    At ``pause_at`` messages the reader stops taking packets off the socket (TCP back-pressure;
+    the broker queues for the session) until the consumer has taken the queue down to
+    ``pause_at // 2``; should it still fill up (``maxsize``), the newest message is dropped and counted.
+    """
 
     dropped = 0
+    pause_at = 5_000
+    resume: Callable[[], object] | None = None
+    armed = False  # pausing only once the connection is set up (its SUBACKs must still be read)
+
+    def get_nowait(self) -> aiomqtt.Message:
+        item = super().get_nowait()
+        if self.resume is not None and self.qsize() <= self.pause_at // 2:
+            resume, self.resume = self.resume, None
+            resume()
+        return item
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         try:
@@ -169,6 +192,7 @@ class Bus:
         self.health_topic = f"stargate/{site}/twin/health/{service}"
         # aiomqtt puts incoming messages straight into this one queue, across reconnects
         self.queue: asyncio.Queue[aiomqtt.Message] = _CountingQueue(maxsize=queue_size)
+        self.queue.pause_at = min(_CountingQueue.pause_at, max(queue_size // 2, 1))  # type: ignore[attr-defined]
         self.connects = 0
         self.protocol_in_use: str | None = None
         self._client: aiomqtt.Client | None = None
@@ -271,6 +295,7 @@ class Bus:
         while not self._closing:
             try:
                 client = self._make_client(v5)
+                self.queue.armed = False  # type: ignore[attr-defined]
                 if self.manual_ack:
                     client._client.manual_ack_set(True)
                 async with client:
@@ -285,6 +310,7 @@ class Bus:
                     self.generation += 1
                     backoff = 0.2
                     self._connected.set()
+                    self.queue.armed = True  # type: ignore[attr-defined]
                     if self._first is not None and not self._first.done():
                         self._first.set_result(None)
                     log.info("%s connected to %s (MQTT %s)", self.service, self.address, self.protocol_in_use)

@@ -102,8 +102,15 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
     )
 
 
+STOP_GRACE_S = 10.0
+
+
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
-    """Run ``main(stop)`` with SIGINT/SIGTERM setting ``stop``, so services shut down cleanly."""
+    """Run ``main(stop)`` with SIGINT/SIGTERM setting ``stop``, so services shut down cleanly.
+
+    ``main`` watches ``stop`` and returns; if it has not within ``STOP_GRACE_S`` (it may be
+    waiting for a broker that does not answer), it is cancelled, so a signal always ends it.
+    """
 
     async def runner() -> int:
         stop = asyncio.Event()
@@ -111,6 +118,17 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
+        task = asyncio.ensure_future(main(stop))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_S)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return 130
+        stopping.cancel()
+        return task.result()
 
     return asyncio.run(runner())
