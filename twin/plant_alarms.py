@@ -3,7 +3,8 @@
 GPU over temperature and throttling (per rack), coolant return high, flow low and
 energy-balance residual (per CDU), headroom low against contract and hydro
 availability (plant), frequency out of the normal band and curtailment (per feeder),
-and stale assets (every asset heard from once, then silent past ``stale_after_s``).
+and stale assets (heard from once, then silent past ``stale_after_s``: per feeder, exchanger and
+weather station, and as a count per hall for racks and for CDUs).
 """
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ class PlantAlarms:
                                         "hydro supply curtailed (1 = curtailed)", debounce=0.0), feeders),
         }
         stale_after = p.stale_after_s
+        # a few site assets: one alarm each; racks and CDUs: one alarm per hall with the count, so that a
+        # hall switch failing raises 2 alarms, not 200 (alarm floods, ISA-18.2)
         self.stale_banks = [
             AlarmBank(rule(f"stale_{dom}", "warning", stale_after, stale_after, True,
                            "asset silent (seconds since its last message)", " s", debounce=0.0), names)
-            for dom, names in (("gpu", racks), ("coolant", cdus), ("hydro", feeders), ("heat", exchangers),
-                               ("ambient", ambient))
+            for dom, names in (("hydro", feeders), ("heat", exchangers), ("ambient", ambient))
+        ]
+        halls = [f"hall/{h}" for h in p.hall_ids]
+        self.stale_hall_banks = [
+            AlarmBank(rule(f"stale_{dom}", "warning", 0.5, 0.5, True,
+                           f"{what} silent for longer than {stale_after:g} s (count)", debounce=0.0), halls)
+            for dom, what in (("racks", "racks"), ("cdus", "CDUs"))
         ]
 
     def evaluate(self, m: StateModel, s: PlantState) -> list[Alarm]:
@@ -87,14 +95,19 @@ class PlantAlarms:
         out += b["frequency_low"].evaluate(m.feeder_frequency_hz, fresh_f, ts)
         out += b["frequency_high"].evaluate(m.feeder_frequency_hz, fresh_f, ts)
         out += b["curtailed"].evaluate(m.feeder_curtailed.astype(np.float64), fresh_f, ts)
-        for bank, last in zip(self.stale_banks, (m.rack_ts, m.cdu_ts, m.feeder_ts, m.exch_ts, m.ambient_ts),
-                              strict=True):
+        n_h = len(self.plant.hall_ids)
+        for bank, last, hall_of in zip(self.stale_hall_banks, (m.rack_ts, m.cdu_ts),
+                                       (self.plant.rack_hall, self.plant.cdu_hall), strict=True):
+            silent = np.isfinite(last) & (last < ts - self.plant.stale_after_s)
+            count = np.bincount(hall_of, weights=silent.astype(np.float64), minlength=n_h)
+            out += bank.evaluate(count, np.ones(n_h, dtype=bool), ts)
+        for bank, last in zip(self.stale_banks, (m.feeder_ts, m.exch_ts, m.ambient_ts), strict=True):
             seen = np.isfinite(last)
             out += bank.evaluate(np.where(seen, ts - last, 0.0), seen, ts)
         return out
 
     def all_banks(self) -> list[AlarmBank]:
-        return [*self.banks.values(), *self.stale_banks]
+        return [*self.banks.values(), *self.stale_banks, *self.stale_hall_banks]
 
     def active_count(self) -> int:
         return int(sum(int(bank.active.sum()) for bank in self.all_banks()))

@@ -164,3 +164,18 @@ def test_snapshot_of_another_plant_is_refused(small_plant: Plant, phase1: Plant,
     why = load_snapshot(path, StateModel(small_plant))
     assert why is not None and "could not be read" in why
     assert json.dumps(why)
+
+
+def test_silent_racks_raise_one_alarm_per_hall_with_their_count(small_plant: Plant) -> None:
+    model, dec, alarms = StateModel(small_plant), Decoder(small_plant), PlantAlarms(small_plant)
+    racks = [("h1", r) for r in ("h1-r001", "h1-r002", "h1-r003")] + [("h2", "h2-a")]
+    for k in range(3):
+        feed(model, dec, *[rack(f"stargate/tiny/gpu/{h}/{r}", T0 + k, k, [100.0] * 4, 0.0) for h, r in racks])
+        alarms.evaluate(model, model.snapshot(T0 + k)[0])
+    # h1-r001 and h1-r002 fall silent; the others go on
+    fired = []
+    for k in range(3, 20):
+        feed(model, dec, *[rack(f"stargate/tiny/gpu/{h}/{r}", T0 + k, k, [100.0] * 4, 0.0) for h, r in racks[2:]])
+        fired += alarms.evaluate(model, model.snapshot(T0 + k)[0])
+    stale = [a for a in fired if a.alarm_id.startswith("stale_racks")]
+    assert [(a.alarm_id, a.asset, a.value, a.active) for a in stale] == [("stale_racks-h1", "hall/h1", 2.0, True)]
