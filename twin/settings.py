@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="state snapshot period (warm restart); received messages are "
         "acknowledged to the broker once a snapshot holds them")
     snapshot: bool = Field(default=True, description="save and restore state snapshots under data_dir/state")
+    ack_after_snapshot: bool = Field(
+        default=True, description="the state service acknowledges telemetry only once a snapshot holds it "
+        "(needs the broker to allow that many unacknowledged messages: mosquitto max_inflight_messages 0)")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     max_future_s: float = Field(default=300.0, ge=0, description="refuse telemetry whose ts is further ahead of "
                                 "the wall clock at receipt, s; 0: no check")

@@ -118,7 +118,7 @@ def _state(args: argparse.Namespace) -> int:
         name = "state" if not halls else f"state-{service.worker_id}"
         # with snapshots, messages are acknowledged only once a snapshot holds them (redelivered after a crash)
         async with make_bus(settings, url, name, plant.site.id, service.subscriptions, True,
-                            manual_ack=service.snapshot_path is not None) as bus:
+                            manual_ack=service.snapshot_path is not None and settings.ack_after_snapshot) as bus:
             task = asyncio.create_task(service.run(bus))
 
             def report() -> None:

@@ -106,7 +106,8 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
     forecast = ForecastService(site)
     enter = stack.enter_async_context
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
-                                     manual_ack=state.snapshot_path is not None and protocol != "3.1.1"))
+                                     manual_ack=state.snapshot_path is not None and protocol != "3.1.1"
+                                     and settings.ack_after_snapshot))
     sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol,
                                     manual_ack=protocol != "3.1.1"))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))
