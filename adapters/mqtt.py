@@ -81,6 +81,13 @@ class _Client(aiomqtt.Client):
     paho 2.x internals (``_packet_read``, ``_loop_rc_handle``); paho is pinned ``<3``.
     """
 
+    session_present = False
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any = None) -> None:
+        self.session_present = bool(getattr(flags, "session_present", False))
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # aiomqtt's own _on_socket_open, with a reader that drains the socket (not one packet per wake-up)
         # and pauses reading while the consumer is behind (back-pressure onto TCP and the broker's queue)
@@ -123,7 +130,7 @@ class _CountingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """
 
     dropped = 0
-    pause_at = 5_000
+    pause_at = 20_000
     resume: Callable[[], object] | None = None
     armed = False  # pausing only once the connection is set up (its SUBACKs must still be read)
 
@@ -302,8 +309,17 @@ class Bus:
                     client.pending_calls_threshold = self.max_inflight * 4
                     self._client = client
                     self.protocol_in_use = "5" if v5 else "3.1.1"
-                    for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=1)
+                    if self.persistent and getattr(client, "session_present", False):
+                        # the broker kept the session: it sends the backlog before any SUBACK, so subscribe
+                        # again without waiting (back-pressure may pause reading before the SUBACKs arrive)
+                        self.queue.armed = True  # type: ignore[attr-defined]
+                        for topic in self.subscriptions:
+                            _rc, mid = client._client.subscribe(topic, qos=1)
+                            if mid is not None:  # a future for aiomqtt's SUBACK callback, awaited by no one
+                                client._pending_subscribes[mid] = asyncio.get_running_loop().create_future()
+                    else:
+                        for topic in self.subscriptions:
+                            await client.subscribe(topic, qos=1)
                     if self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
                     self.connects += 1

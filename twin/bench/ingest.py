@@ -4,7 +4,12 @@ Starts its own Mosquitto and feeds full-plant rack telemetry (phase 1: 1,392 rac
 72 GPUs, ~1.4 KB per message) from separate publisher processes as fast as the path
 takes it. Measured in the same run, each consumer in its own process(es):
 
-- ``ceiling``: a paho subscriber that only counts messages;
+The publishers first fill the broker's queue for each consumer's persistent session (the
+consumers subscribe, then disconnect); then the consumers reconnect and drain the backlog, so
+the rate measured is the consumer's own, not the publishers' on these shared cores:
+
+- ``ceiling``: ``mosquitto_sub`` (C, libmosquitto) counting the messages into /dev/null;
+- ``ceiling_paho``: a paho subscriber (``loop_forever``) that only counts messages;
 - ``naive``: a paho subscriber that validates each message with the pydantic model and
   updates per-GPU Python dicts, message by message;
 - ``twin_w1`` / ``twin_wN``: the state service as ``twin run state`` runs it (the Bus,
@@ -23,6 +28,7 @@ import json
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,7 +66,7 @@ def _messages(ticks: int, start_ts: float, now_ts: bool = False) -> list[list[tu
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "twin.bench.ingest", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
 
 
 def _ready(p: subprocess.Popen[str]) -> None:
@@ -85,10 +91,14 @@ def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int)
     expects = [expect * len(s) // len(halls) for s in shares]
     consumers = [_spawn("consume", mode, str(port), str(n), ",".join(s)) for s, n in zip(shares, expects, strict=True)]
     for c in consumers:
-        _ready(c)
+        _ready(c)  # subscribed with a persistent session, then disconnected
     pubs = [_spawn("publish", str(port), str(f)) for f in files]
     for p in pubs:
         _result(p, 600)
+    for c in consumers:  # the broker holds the whole backlog: now drain it as fast as the path takes it
+        assert c.stdin is not None
+        c.stdin.write("go\n")
+        c.stdin.flush()
     res = [_result(c, 600) for c in consumers]
     got = sum(r["count"] for r in res)
     t0, t1 = min(r["first"] for r in res), max(r["last"] for r in res)
@@ -97,8 +107,28 @@ def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int)
             "expected": expect, "peak_rss_mb": max(r["rss_mb"] for r in res)}
 
 
+def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
+    """mosquitto_sub with a persistent session drains the same backlog: the broker's own client speed."""
+    sub = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+    cid = f"bench-c-{os.getpid()}"
+    base = [sub, "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5", "-i", cid, "-c", "-x", "600", "-q", "1",
+            "-t", f"stargate/{SITE}/gpu/#"]
+    subprocess.run([*base, "-W", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    pubs = [_spawn("publish", str(port), str(f)) for f in files]
+    for p in pubs:
+        _result(p, 600)
+    t0 = time.perf_counter()
+    r = subprocess.run([*base, "-C", str(expect)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"mosquitto_sub failed: {r.stderr.decode()[-500:]}")
+    rate = expect / dt
+    return {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": expect,
+            "expected": expect, "client": "mosquitto_sub"}
+
+
 def _latency(port: int, seconds: int) -> dict[str, Any]:
-    c = _spawn("consume", "latency", str(port), str(seconds * 1392), "")
+    c = _spawn("consume", "latency", str(port), str(seconds * 1392), "", "live")
     _ready(c)
     p = _spawn("pace", str(port), str(seconds))
     _result(p, seconds + 120)
@@ -119,7 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f = Path(tmp) / f"pub{k}.pickle"
             f.write_bytes(pickle.dumps(part))
             files.append(f)
-        out["ceiling"] = _measure(port, "count", files, total, 1)
+        out["ceiling"] = _measure_c(port, files, total)
+        out["ceiling_paho"] = _measure(port, "count", files, total, 1)
         out["naive"] = _measure(port, "naive", files, total, 1)
         out["twin_w1"] = _measure(port, "twin", files, total, 1)
         if args.workers > 1:
@@ -128,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     best = max(v["gpu_samples_per_s"] for k, v in out.items() if k.startswith("twin_w"))
     out["twin_best_gpu_samples_per_s"] = best
     out["vs_ceiling"] = round(best / out["ceiling"]["gpu_samples_per_s"], 2)
+    out["vs_ceiling_paho"] = round(best / out["ceiling_paho"]["gpu_samples_per_s"], 2)
     out["vs_naive"] = round(best / max(out["naive"]["gpu_samples_per_s"], 1), 2)
     out["headroom_vs_plant_1hz"] = round(best / 100_224, 2)
     out["required"] = {"gpu_samples_per_s": 300_000, "p99_ms": 100, "rss_mb": 400}
@@ -209,17 +241,29 @@ def _consume_paho(port: int, mode: str, expect: int) -> None:
     def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         client.subscribe(f"stargate/{SITE}/gpu/#", qos=1)
 
-    def on_subscribe(*a: Any) -> None:
-        print("ready", flush=True)
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.on_message, c.on_connect, c.on_subscribe = on_message, on_connect, on_subscribe
-    c.connect("127.0.0.1", port)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600
+    cid = f"bench-{mode}-{os.getpid()}"
+    # phase 1: subscribe with a persistent session, then leave
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c.on_subscribe = lambda cl, *a: cl.disconnect()
+    c.on_connect = on_connect
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    c.loop_forever()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    # phase 2: drain the backlog
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
     c.loop_forever()
     print(json.dumps({**state, "rss_mb": _rss_mb()}))
 
 
-def _consume_twin(port: int, mode: str, expect: int, halls: list[str]) -> None:
+def _consume_twin(port: int, mode: str, expect: int, halls: list[str], backlog: bool) -> None:
     import asyncio
 
     import numpy as np
@@ -234,9 +278,20 @@ def _consume_twin(port: int, mode: str, expect: int, halls: list[str]) -> None:
         service = StateService(plant, halls=halls or None)
         lat: list[float] = []
         first = last = 0.0
-        async with Bus(f"mqtt://127.0.0.1:{port}", service=f"bench-{os.getpid()}", site=SITE,
-                       subscriptions=service.subscriptions, health=False) as bus:
+
+        def make_bus() -> Bus:
+            return Bus(f"mqtt://127.0.0.1:{port}", service=f"bench-{os.getpid()}", site=SITE,
+                       subscriptions=service.subscriptions, health=False, client_id=f"bench-twin-{os.getpid()}",
+                       session_expiry_s=600)
+
+        if backlog:
+            async with make_bus():
+                pass  # subscribed with a persistent session
             print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)
+        async with make_bus() as bus:
+            if not backlog:
+                print("ready", flush=True)
             q = bus.queue
             n = 0
             while n < expect:
@@ -269,10 +324,11 @@ def _worker(argv: list[str]) -> None:
         _pace(int(argv[1]), int(argv[2]))
     elif role == "consume":
         mode, port, expect, halls = argv[1], int(argv[2]), int(argv[3]), argv[4]
+        backlog = len(argv) < 6 or argv[5] != "live"
         if mode in ("count", "naive"):
             _consume_paho(port, mode, expect)
         else:
-            _consume_twin(port, mode, expect, [h for h in halls.split(",") if h])
+            _consume_twin(port, mode, expect, [h for h in halls.split(",") if h], backlog)
 
 
 if __name__ == "__main__":
