@@ -155,6 +155,9 @@ class Alarms(_Cfg):
     residual_high_fraction: float = Field(default=0.15, gt=0, description="|measured - expected| / expected heat")
     residual_clear_fraction: float = Field(default=0.10, gt=0)
     residual_min_load_fraction: float = Field(default=0.1, ge=0, description="of CDU capacity, below: no check")
+    residual_debounce_s: float = Field(
+        default=60.0, ge=0, description="on-delay of the residual alarm: job steps of tens of MW leave the "
+        "loop behind its expected heat for tens of seconds (CDU flow control lags), a fault lasts minutes")
     headroom_low_mw: float = 5.0
     headroom_clear_mw: float = 7.5
     frequency_low_hz: float = 49.9

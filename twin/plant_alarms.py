@@ -48,7 +48,8 @@ class PlantAlarms:
                                             False, "loop flow low (fraction of what the load needs)"), cdus),
             "energy_residual": AlarmBank(rule(
                 "energy_residual", "warning", a.residual_high_fraction, a.residual_clear_fraction, True,
-                "energy-balance residual |measured - expected| / expected heat"), cdus),
+                "energy-balance residual |measured - expected| / expected heat", debounce=a.residual_debounce_s),
+                cdus),
             "headroom_low": AlarmBank(rule("headroom_low", "critical", a.headroom_low_mw, a.headroom_clear_mw,
                                                 False, "headroom against contract and hydro availability",
                                                 " MW"), [f"plant/{p.site.id}"]),

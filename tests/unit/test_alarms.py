@@ -104,7 +104,7 @@ def test_virtual_sensors_on_the_small_plant(small_plant: Plant) -> None:
 def test_plant_alarms_fire_for_the_right_assets(small_plant: Plant) -> None:
     model, dec, alarms = StateModel(small_plant), Decoder(small_plant), PlantAlarms(small_plant)
     fired: list[tuple[str, bool]] = []
-    for k in range(6):
+    for k in range(65):  # the residual alarm's on-delay is 60 s
         ts = T0 + k
         msgs = site_messages(ts, seq=k)
         msgs[0] = rack("stargate/tiny/gpu/h1/h1-r001", ts, k, [100.0, 200.0, 300.0, 400.0], 500.0, temp=90.0)
