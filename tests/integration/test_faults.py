@@ -13,7 +13,7 @@ import pytest
 
 from adapters.mqtt import Bus
 from tests.conftest import REPO
-from tests.servers import MosquittoServer, env_with_venv
+from tests.servers import MosquittoServer, VictoriaMetricsServer, env_with_venv
 from twin.plant import Plant, load_plant
 from twin.services.sim import SimService
 from twin.services.state import StateService
@@ -153,3 +153,56 @@ def test_state_service_killed_and_restarted_equals_an_uninterrupted_run(own_mosq
         assert final[key] == pytest.approx(ref_state[key]), key
     assert final["msgs_in"] - final["msgs_duplicate"] == ref_state["msgs_in"] - ref_state["msgs_duplicate"]
     assert final["erf"] == pytest.approx(ref_state["erf"], rel=1e-6)
+
+
+def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
+        mosquitto: MosquittoServer, victoria: VictoriaMetricsServer, tmp_path: Path) -> None:
+    """`twin up` with the full phase 1 plant at 1 Hz writes to VictoriaMetrics, which is down for 60 s.
+
+    Ground truth: every PlantState and HallState an independent subscriber saw on the bus. Stopped with
+    SIGTERM (with SIGKILL VictoriaMetrics itself loses acknowledged writes of its last seconds).
+    """
+    import json
+
+    site = "narvik"
+    seen_file = tmp_path / "seen.txt"
+    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q",
+                            "1", "-v", "-t", f"stargate/{site}/twin/state", "-t", f"stargate/{site}/twin/state/+"],
+                           stdout=seen_file.open("w"), env=env_with_venv())  # a file: a pipe nobody reads fills up
+    up = subprocess.Popen([sys.executable, "-m", "twin.cli", "up", "--broker", mosquitto.url, "--influx-url",
+                           victoria.url, "--data-dir", str(tmp_path / "data"), "--duration", "100", "--no-view"],
+                          env=env_with_venv() | {"TWIN_INFLUX_TOKEN": "t"}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        time.sleep(20)
+        victoria.stop()
+        time.sleep(60)
+        victoria.start()
+        out = up.communicate(timeout=240)[0].decode()
+    finally:
+        if up.poll() is None:
+            up.kill()
+        time.sleep(1)
+        sub.terminate()
+        sub.wait(10)
+    seen = seen_file.read_text().splitlines()
+    assert up.returncode == 0, out[-3000:]
+    plant_ts, hall_ts = set(), set()
+    for line in seen:
+        topic, _, payload = line.partition(" ")
+        if not payload:
+            continue
+        ts = round(json.loads(payload)["ts"] * 1000)
+        (hall_ts if topic.count("/") == 4 else plant_ts).add(ts)
+    assert len(plant_ts) >= 80, (len(plant_ts), len(hall_ts), len(seen), out[-2500:])
+    last = max(plant_ts)
+    want = {t for t in plant_ts if t <= last - 2000}  # the all-in-one stop may cut the very last ones
+    got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
+                                lambda s: bool(s) and want <= set(s[0]["timestamps"]), 60)
+    stored = got[0]["timestamps"] if got else []
+    assert len(stored) == len(set(stored)), "a point arrived twice"  # type: ignore[arg-type]
+    assert sorted(want - set(stored)) == [], "plant_state points lost in the outage"  # type: ignore[arg-type]
+    halls = victoria.export_until(f'{{__name__="hall_state_it_mw",site="{site}"}}',
+                                  lambda s: len(s) == 8 and all({t for t in hall_ts if t <= last - 2000}
+                                                                <= set(x["timestamps"]) for x in s), 60)
+    assert len(halls) == 8
