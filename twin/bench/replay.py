@@ -18,16 +18,14 @@ median of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import select
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +33,10 @@ from adapters.mqtt import parse_broker_url
 from adapters.mqtt_publisher import FastPublisher
 from adapters.replay import Replayer, ReplayOptions
 from adapters.telemetry_log import TelemetryLogWriter
+from twin.bench.servers import mosquitto_server
 
 __all__ = ["register", "run"]
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 FULL_PLANT_MSGS_PER_S = 1630  # phase 1 at 1 Hz: racks + CDUs + feeders + exchangers + weather
 TARGET = 20_000
 
@@ -48,35 +46,6 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the median counts")
     p.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight (default 1000)")
     p.add_argument("--plant", default="phase1", help="plant whose racks are replayed (default phase1)")
-
-
-@contextlib.contextmanager
-def _mosquitto(workdir: Path) -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\n"
-                    "max_queued_messages 1000000\nlog_dest stderr\nlog_type error\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto ({MOSQUITTO}) did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _rack_messages(plant_name: str, n: int, start_ts: float = 1_795_300_000.0) -> list[tuple[float, str, bytes]]:
@@ -108,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n, window = args.messages, args.window
     msgs = _rack_messages(args.plant, n)
     mean_bytes = sum(len(p) for _, _, p in msgs) / len(msgs)
-    with tempfile.TemporaryDirectory(prefix="twin-bench-replay-") as tmp, _mosquitto(Path(tmp)) as port:
+    with tempfile.TemporaryDirectory(prefix="twin-bench-replay-") as tmp, mosquitto_server(Path(tmp)) as port:
         url = f"mqtt://127.0.0.1:{port}"
         logs = {}
         for name in ("jsonl", "jsonl.gz"):
