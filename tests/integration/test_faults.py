@@ -152,7 +152,9 @@ def test_state_service_killed_and_restarted_equals_an_uninterrupted_run(own_mosq
     for key in ("ts", "it_mw", "facility_mw", "heat_reused_mw", "gpus_reporting", "msgs_rejected", "seq_gaps"):
         assert final[key] == pytest.approx(ref_state[key]), key
     assert final["msgs_in"] - final["msgs_duplicate"] == ref_state["msgs_in"] - ref_state["msgs_duplicate"]
-    assert final["erf"] == pytest.approx(ref_state["erf"], rel=1e-6)
+    # ERF integrates every tick's power; a lost or doubled tick would move it by ~1/400. A window flushed
+    # early (telemetry paused > 1.5 s on a loaded machine) and completed later moves it by ~1e-6.
+    assert final["erf"] == pytest.approx(ref_state["erf"], rel=1e-4)
 
 
 def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
@@ -192,8 +194,9 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
         topic, _, payload = line.partition(" ")
         if not payload:
             continue
-        ts = round(json.loads(payload)["ts"] * 1000)
-        (hall_ts if topic.count("/") == 4 else plant_ts).add(ts)
+        ts = json.loads(payload)["ts"]
+        if float(ts).is_integer():  # the event-time tick states (heartbeats, fractional ts, are "as of now")
+            (hall_ts if topic.count("/") == 4 else plant_ts).add(round(ts * 1000))
     assert len(plant_ts) >= 80, (len(plant_ts), len(hall_ts), len(seen), out[-2500:])
     last = max(plant_ts)
     want = {t for t in plant_ts if t <= last - 2000}  # the all-in-one stop may cut the very last ones
