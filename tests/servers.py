@@ -174,4 +174,7 @@ def env_with_venv() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}:/usr/sbin"
     env.pop("TWIN_BROKER", None)
+    # persistent sessions of finished CLI processes must not make the shared test broker queue for them for
+    # an hour (the default): a minute covers every restart a test makes
+    env.setdefault("TWIN_MQTT_SESSION_EXPIRY_S", "60")
     return env

@@ -40,7 +40,7 @@ def _publish_until_exit(url: str, site: str, proc: subprocess.Popen[str], stop_a
     return seq
 
 
-def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60.0) -> None:
+def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 120.0) -> None:
     assert proc.stderr is not None
     line = ""
     deadline = time.monotonic() + timeout
