@@ -169,6 +169,19 @@ class Replayer:
                 self._topic_cache[topic] = out
         return out
 
+    def event_time(self, rec: LogRecord) -> float:
+        """The message's event time as it will be published: the payload's ``ts`` (rebased, looped).
+
+        The twin labels its states by the payloads' ``ts``; a log's ``t`` is when the recorder
+        received the message, which is event time only for the simulator's own logs (a recording
+        of a run faster than real time, or of history replayed, has ``t`` far from ``ts``). A
+        payload without a numeric ``ts`` falls back to ``t``.
+        """
+        p = rec.payload
+        ts = p.get("ts") if isinstance(p, dict) else None
+        base = ts if isinstance(ts, int | float) and not isinstance(ts, bool) else rec.t
+        return float(base) + self.shift + self._loop_offset
+
     def transform(self, rec: LogRecord) -> tuple[str, bytes]:
         """The topic and payload bytes to publish for one record.
 
@@ -220,8 +233,9 @@ class Replayer:
         """Publish until the logs end (or forever with ``loop``), ``stop`` is set, or a bad line stops it.
 
         ``pace(ts)`` (e.g. :meth:`adapters.replay_pace.StatePacer.allows`), when given, is
-        asked before each message with its (rebased) event time; the replay waits while it
-        says no. Returns once every published QoS 1 message is acknowledged (or 30 s passed).
+        asked before each message with its (rebased) event time (:meth:`event_time`: the payload's
+        ``ts``); the replay waits while it says no. Returns once every published QoS 1 message
+        is acknowledged (or 30 s passed).
         """
         o = self.options
         stop = stop or threading.Event()
@@ -284,7 +298,7 @@ class Replayer:
                             if stop.is_set():
                                 break
                         if pace is not None:
-                            ets = rec.t + self.shift + self._loop_offset
+                            ets = self.event_time(rec)
                             while not pace(ets) and not stop.is_set():
                                 pub.idle(0.02)
                             if stop.is_set():

@@ -92,3 +92,36 @@ def test_pacing_by_the_twins_state() -> None:
     p.state_ts = 1003.0
     assert p.allows(1008.0) and not p.allows(1008.5)
     assert p.waits == 2
+
+
+def test_pacing_asks_with_the_payloads_event_time_not_the_receive_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A recording of a run faster than real time: t (receive time) is far from ts (event time, the twin's clock)."""
+    from adapters.telemetry_log import TelemetryLogWriter
+
+    log = tmp_path / "rec.jsonl"
+    with TelemetryLogWriter(log) as w:
+        for i in range(5):  # 10 s of event time per message, received 10 ms apart, a day after
+            w.write(1_800_000_000.0 + 0.01 * i, "stargate/narvik/hydro/feeder-a",
+                    orjson.dumps({"ts": 1_799_900_000.0 + 10 * i, "seq": i, "source": "sim"}))
+        w.write(1_800_000_001.0, "stargate/narvik/twin/health/x", b"online")  # no ts: falls back to t
+
+    class Pub:
+        unacked = 0
+
+        def publish(self, *a: object, **k: object) -> None: ...
+
+        def idle(self, s: float) -> None: ...
+
+        def flush(self, timeout: float) -> bool:
+            return True
+
+    asked: list[float] = []
+    r = Replayer([log], ReplayOptions(speed=None))
+    r.run(Pub(), pace=lambda ts: asked.append(ts) or True)  # type: ignore[arg-type]
+    assert asked == [1_799_900_000.0 + 10 * i for i in range(5)]  # the twin output is not replayed, not asked
+    rebased = Replayer([log], ReplayOptions(speed=None, rebase_to=1_900_000_000.0))
+    asked.clear()
+    rebased.run(Pub(), pace=lambda ts: asked.append(ts) or True)  # type: ignore[arg-type]
+    shift = 1_900_000_000.0 - 1_800_000_000.0
+    assert asked == [1_799_900_000.0 + 10 * i + shift for i in range(5)]
+    assert r.event_time(LogRecord(5.0, "a/b", 1, False, None, raw=b"x")) == 5.0
