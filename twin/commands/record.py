@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                    help="start a new file at this size on disk (500M, 1G); files become NAME.00000.jsonl.gz ...")
     p.add_argument("--rotate-time", type=_duration, metavar="DURATION",
                    help="start a new file after this much time (15m, 1h, 1d)")
+    p.add_argument("--gzip-level", type=int, choices=range(1, 10), default=1, metavar="1-9",
+                   help="gzip compression for .gz (default 1: a live recorder must keep up; 6 writes files "
+                        "about 20 %% smaller at a fifth of the speed)")
     p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
@@ -69,12 +72,16 @@ def _cmd(args: argparse.Namespace) -> int:
     filters = args.topic or ["stargate/#"]
     url = settings.broker
     stats = RecordStats()
-    writer = TelemetryLogWriter(args.out, rotate_bytes=args.rotate_size, rotate_s=args.rotate_time)
+    writer = TelemetryLogWriter(args.out, rotate_bytes=args.rotate_size, rotate_s=args.rotate_time,
+                                compresslevel=args.gzip_level)
 
     async def main(stop: asyncio.Event) -> int:
         # a persistent session only when asked for with --client-id: a recorder that has exited must not
-        # leave the broker queueing everything for it
-        bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=bool(args.mqtt_client_id))
+        # leave the broker queueing everything for it. Without one, MQTT 3.1.1: nothing MQTT 5 adds is
+        # recorded, and paho decoding every message's MQTT 5 properties cut the recorder's rate by half
+        persistent = bool(args.mqtt_client_id)
+        bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=persistent,
+                            protocol="auto" if persistent else "3.1.1")
         bus.health = False  # the recorder must not record its own health messages
         # connecting waits through an unreachable broker (the bus retries); a signal still stops it
         enter = asyncio.create_task(bus.__aenter__())
