@@ -11,9 +11,27 @@ from sims.plant_sim import SimFrame
 from twin.plant import Plant
 from twin.topics import Topics
 
-__all__ = ["FrameEncoder"]
+__all__ = ["FrameEncoder", "log_line"]
 
 _NP = orjson.OPT_SERIALIZE_NUMPY
+_TOPIC_JSON: dict[str, bytes] = {}
+
+
+def log_line(t: float, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bytes:
+    """A telemetry-log line for a payload that is already compact JSON (the simulator's own).
+
+    Byte for byte what :func:`adapters.telemetry_log.encode_line` writes, without parsing the
+    payload again.
+    """
+    return (b'{"t":' + orjson.dumps(t) + b',"topic":' + _topic_json(topic) + b',"qos":' + str(qos).encode()
+            + b',"retain":' + (b"true" if retain else b"false") + b',"payload":' + payload + b"}\n")
+
+
+def _topic_json(topic: str) -> bytes:
+    tj = _TOPIC_JSON.get(topic)
+    if tj is None:
+        tj = _TOPIC_JSON[topic] = orjson.dumps(topic)
+    return tj
 
 
 class FrameEncoder:
@@ -33,25 +51,79 @@ class FrameEncoder:
         self.cdu_seq = np.zeros(len(plant.cdu_ids), dtype=np.int64)
         self.other_seq: dict[str, int] = {}
 
+    def seek(self, k: int, every: int = 1) -> None:
+        """Set every ``seq`` counter to what it is before step ``k`` of a run that sends the site's
+        messages every step and each rack and CDU ``i`` on the steps ``k % every == i % every``
+        (:meth:`step`): a pure function of ``k``, so that steps can be encoded out of order, in
+        parallel processes, and give the same bytes."""
+        def before(n: int) -> np.ndarray:
+            return (k - np.arange(n) % every + every - 1) // every
+        self.rack_seq[:] = before(self.plant.n_racks)
+        self.cdu_seq[:] = before(len(self.cdu_topics))
+        for topic in (*self.feeder_topics, *self.exch_topics, self.ambient_topic):
+            self.other_seq[topic] = k
+
+    def step(self, f: SimFrame, k: int, every: int = 1) -> list[tuple[str, bytes]]:
+        """Step ``k``'s messages: the site's (feeders, exchangers, weather) every step; with ``every``
+        > 1 only the CDUs and racks whose index is ``k`` modulo ``every``."""
+        out = list(self.site(f))
+        if every == 1:
+            out += self.cdus(f)
+            out += self.racks(f)
+        else:
+            cdus = np.arange(len(self.cdu_topics))
+            racks = np.arange(self.plant.n_racks)
+            out += self.cdus(f, cdus[cdus % every == k % every])
+            out += self.racks(f, racks[racks % every == k % every])
+        return out
+
+    def step_lines(self, f: SimFrame, k: int, every: int = 1) -> list[bytes]:
+        """:meth:`step` as telemetry-log lines (``t`` = the frame's ``ts``, QoS 1, not retained)."""
+        head = b'{"t":' + orjson.dumps(f.ts) + b',"topic":'
+        small = list(self.site(f))
+        which = None
+        if every == 1:
+            small += self.cdus(f)
+        else:
+            cdus = np.arange(len(self.cdu_topics))
+            small += self.cdus(f, cdus[cdus % every == k % every])
+            racks = np.arange(self.plant.n_racks)
+            which = racks[racks % every == k % every]
+        lines = [head + _topic_json(t) + b',"qos":1,"retain":false,"payload":' + p + b"}\n" for t, p in small]
+        return lines + self.rack_lines(f, which)
+
     def _seq(self, topic: str) -> int:
         s = self.other_seq.get(topic, 0)
         self.other_seq[topic] = s + 1
         return s
 
     def racks(self, f: SimFrame, which: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
+        idx, power, util, temp, aux, seqs = self._rack_figures(f, which)
+        for k, i in enumerate(idx.tolist()):
+            yield self.rack_topics[i], orjson.dumps({
+                "ts": f.ts, "seq": seqs[k], "source": self.source,
+                "gpu_power_w": power[k], "gpu_util": util[k], "gpu_temp_c": temp[k], "aux_power_w": aux[k],
+            }, option=_NP)
+
+    def rack_lines(self, f: SimFrame, which: np.ndarray | None = None) -> list[bytes]:
+        """:meth:`racks` as telemetry-log lines (``t`` = the frame's ``ts``, QoS 1, not retained):
+        one ``orjson.dumps`` a line, the same bytes as :func:`log_line` of each message."""
+        idx, power, util, temp, aux, seqs = self._rack_figures(f, which)
+        return [orjson.dumps({"t": f.ts, "topic": self.rack_topics[i], "qos": 1, "retain": False, "payload": {
+                    "ts": f.ts, "seq": seqs[k], "source": self.source,
+                    "gpu_power_w": power[k], "gpu_util": util[k], "gpu_temp_c": temp[k], "aux_power_w": aux[k],
+                }}, option=_NP) + b"\n" for k, i in enumerate(idx.tolist())]
+
+    def _rack_figures(self, f: SimFrame, which: np.ndarray | None) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[float], list[int]]:
         idx = np.arange(self.plant.n_racks) if which is None else which
         power = np.round(f.gpu_power_w[idx], 1)
         util = np.round(f.gpu_util[idx], 2)  # DCGM reports whole percent
         temp = np.round(f.gpu_temp_c[idx], 1)
-        aux = np.round(f.aux_power_w[idx], 1)
-        seqs = self.rack_seq[idx]
+        aux = np.round(f.aux_power_w[idx], 1).astype(np.float64).tolist()
+        seqs = self.rack_seq[idx].tolist()
         self.rack_seq[idx] += 1
-        for k, i in enumerate(idx.tolist()):
-            yield self.rack_topics[i], orjson.dumps({
-                "ts": f.ts, "seq": int(seqs[k]), "source": self.source,
-                "gpu_power_w": power[k], "gpu_util": util[k], "gpu_temp_c": temp[k],
-                "aux_power_w": float(aux[k]),
-            }, option=_NP)
+        return idx, power, util, temp, aux, seqs
 
     def cdus(self, f: SimFrame, which: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
         idx = np.arange(len(self.cdu_topics)) if which is None else which

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from adapters.telemetry_log import encode_line, iter_log
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.ingest import Decoded, Decoder
 from twin.plant import Plant
-from twin.services.sim import SimService, log_line, write_log
+from twin.services import sim_log
+from twin.services.sim import SimService
+from twin.services.sim_log import log_line, write_log
 
 
 def test_every_message_of_a_full_plant_frame_is_valid_telemetry(phase1: Plant) -> None:
@@ -67,3 +71,48 @@ def test_write_log_reports_progress_and_thins_racks(small_plant: Plant, tmp_path
     assert n == len(lines) == 6 * 4 + 6 * 4 // 2 + 6 * 8 // 2
     assert seen[-1] == 60.0
     assert [line["t"] for line in lines] == sorted(line["t"] for line in lines)  # event-time order
+
+
+def test_rack_lines_are_the_log_lines_of_the_rack_messages(small_plant: Plant) -> None:
+    frame = PlantSim(small_plant, seed=3, start_ts=1.8e9).step(1.8e9 + 0.25)
+    one, two = FrameEncoder(small_plant), FrameEncoder(small_plant)
+    messages = list(one.racks(frame))
+    assert two.rack_lines(frame) == [log_line(frame.ts, topic, payload) for topic, payload in messages]
+    assert len(messages) == small_plant.n_racks
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_seek_gives_the_seq_of_a_sequential_run(small_plant: Plant, every: int) -> None:
+    """Steps encoded out of order (as the log writer's worker processes do) equal a run in order."""
+    sim = PlantSim(small_plant, seed=4, start_ts=1.8e9)
+    frames = [sim.step(1.8e9 + 10 * k) for k in range(7)]
+    in_order = FrameEncoder(small_plant)
+    expected = [in_order.step_lines(f, k, every) for k, f in enumerate(frames)]
+    jumping = FrameEncoder(small_plant)
+    for k in (5, 0, 6, 2, 1, 4, 3):
+        jumping.seek(k, every)
+        assert jumping.step_lines(frames[k], k, every) == expected[k], k
+    seqs = [orjson.loads(line)["payload"]["seq"] for line in expected[6] if b"/gpu/" in line]
+    assert seqs == [6 // every] * len(seqs)
+
+
+@pytest.mark.parametrize("name", ["x.jsonl", "x.jsonl.gz"])
+def test_write_log_is_byte_identical_whatever_the_workers(small_plant: Plant, tmp_path: Path, name: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim_log, "CHUNK_MESSAGES", 40)  # several chunks (gzip members) for a small plant
+    kw = dict(start_ts=1.8e9, duration_s=300, step_s=10, seed=5, rack_every=2)
+    n1 = write_log(small_plant, tmp_path / f"1-{name}", jobs=1, **kw)
+    n2 = write_log(small_plant, tmp_path / f"2-{name}", jobs=2, **kw)
+    one, two = (tmp_path / f"1-{name}").read_bytes(), (tmp_path / f"2-{name}").read_bytes()
+    assert n1 == n2 and one == two
+    text = gzip.decompress(one) if name.endswith(".gz") else one
+    if name.endswith(".gz"):
+        assert one.count(b"\x1f\x8b\x08") >= 3  # several members, read as one stream
+    lines = list(iter_log(tmp_path / f"2-{name}"))
+    assert len(lines) == n1 == text.count(b"\n")
+    racks = [line for line in lines if "/gpu/" in line["topic"]]
+    by_topic: dict[str, list[int]] = {}
+    for line in racks:
+        by_topic.setdefault(line["topic"], []).append(line["payload"]["seq"])
+    assert len(by_topic) == small_plant.n_racks
+    assert all(s == list(range(len(s))) for s in by_topic.values())  # every rack's seq 0, 1, 2, ... no gap

@@ -13,7 +13,10 @@ whole plant step costs):
   blocking publisher the replayer uses) instead of the asyncio ``Bus``: how fast a full-plant
   ``--speed`` could go;
 - ``live_1x``: a live run at ``--speed 1`` for ``--live-seconds``: the process's CPU time per wall
-  second (``cpu_cores``; under 1.0 means it publishes the full plant at 1x on less than one core).
+  second (``cpu_cores``; under 1.0 means it publishes the full plant at 1x on less than one core);
+- ``log``: ``twin sim --out x.jsonl.gz --step 10s`` for ``--log-hours`` of plant time, in one process
+  (``log_jobs1``) and with a worker process per core (``log``): plant time per wall second, and what
+  a week would take (``log_week_min``); ``log_parallel_speedup`` is the ratio of the two.
 
 Targets: ``step`` >= 1,000x real time; ``live_1x.cpu_cores`` < 1.
 """
@@ -37,6 +40,7 @@ from sims.plant_sim import PlantSim
 from twin.bench.servers import mosquitto_server
 from twin.plant import load_plant
 from twin.services.sim import SimService
+from twin.services.sim_log import DEFLATE, default_jobs, write_log
 
 __all__ = ["register", "run"]
 
@@ -50,6 +54,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publish-steps", type=int, default=30, help="1 s steps published at full speed")
     p.add_argument("--live-seconds", type=float, default=10.0, help="length of the live 1x run, s")
     p.add_argument("--no-broker", action="store_true", help="skip the Mosquitto figures")
+    p.add_argument("--log-hours", type=float, default=1.0, help="plant hours written to a 10 s log (0: skip)")
 
 
 def _rss_mb() -> float:
@@ -99,6 +104,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             url = f"mqtt://127.0.0.1:{port}"
             out.update(asyncio.run(_publish(plant, url, args)))
             out.update(_publish_fast(plant, url, args))
+    if args.log_hours > 0:
+        out.update(_log(plant, args.log_hours))
     out["peak_rss_mb"] = round(_rss_mb(), 1)
     out["rss_at_start_mb"] = round(rss0, 1)
     out["target_step_x_real_time"] = TARGET_X
@@ -144,3 +151,21 @@ def _publish_fast(plant: Any, url: str, args: argparse.Namespace) -> dict[str, A
         wall = time.perf_counter() - t0
     return {"publish_fast_x_real_time": round(args.publish_steps / wall, 2),
             "publish_fast_msgs_per_s": round(n / wall)}
+
+
+def _log(plant: Any, hours: float) -> dict[str, Any]:
+    """A 10 s-step gzip log of ``hours`` of plant time, in one process and with a worker per core."""
+    out: dict[str, Any] = {"log_hours": hours, "log_deflate": DEFLATE, "log_jobs": default_jobs()}
+    with tempfile.TemporaryDirectory(prefix="twin-bench-log-") as tmp:
+        for key, jobs in (("log_jobs1", 1), ("log", default_jobs())):
+            path = Path(tmp) / f"{key}.jsonl.gz"
+            t0 = time.perf_counter()
+            n = write_log(plant, path, start_ts=START, duration_s=hours * 3600, step_s=10.0, jobs=jobs)
+            wall = time.perf_counter() - t0
+            out[f"{key}_x_real_time"] = round(hours * 3600 / wall, 1)
+            out[f"{key}_msgs_per_s"] = round(n / wall)
+            out[f"{key}_week_min"] = round(7 * 86400 / (hours * 3600 / wall) / 60, 1)
+            out["log_mb_per_plant_hour"] = round(path.stat().st_size / 1e6 / hours, 1)
+            path.unlink()
+    out["log_parallel_speedup"] = round(out["log_x_real_time"] / out["log_jobs1_x_real_time"], 2)
+    return out

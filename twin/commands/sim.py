@@ -39,7 +39,8 @@ from twin.commands.common import (
 from twin.commands.run import _need_broker, _until
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
-from twin.services.sim import SimService, write_log
+from twin.services.sim import SimService
+from twin.services.sim_log import default_jobs, write_log
 from twin.settings import Settings
 
 __all__ = ["register"]
@@ -79,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--rack-every", type=int, default=1, help="each rack and CDU reports every N steps")
     p.add_argument("--duration", type=duration_arg, help="simulated time to run, e.g. 14d, 6h, 30m "
                                                          "(default: forever live, the scenario's with --out)")
+    p.add_argument("--jobs", type=int, help="--out: worker processes that encode and compress "
+                                            f"(default: one per core, here {default_jobs()})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar with --out")
     p.set_defaults(func=_cmd)
 
@@ -87,6 +90,8 @@ def _scenario_and_plant(args: argparse.Namespace) -> tuple[Scenario, Plant]:
     """The scenario (default phase1) and its plant (``--plant`` or TWIN_PLANT win over the scenario's)."""
     if args.rack_every < 1:
         raise ConfigError("--rack-every must be >= 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     if args.scenario is None:
         _, plant = settings_from_args(args)
         scenario = load_scenario("phase1")
@@ -155,7 +160,7 @@ def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: in
 
         try:
             n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,
-                          scenario=scenario, rack_every=args.rack_every, progress=progress)
+                          scenario=scenario, rack_every=args.rack_every, jobs=args.jobs, progress=progress)
         except OSError as e:
             raise ConfigError(f"cannot write {args.out}: {e.strerror or e}") from None
     print(f"twin sim: {n:,} messages, {duration / step:,.0f} steps of {step:g} s, to {args.out}", file=sys.stderr)
