@@ -26,7 +26,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from twin.contract import SITE_PATTERN, Telemetry
-from twin.errors import ConfigError
+from twin.errors import ConfigError, one_line
 from twin.ingest import describe_validation_error
 from twin.plant import Plant
 from twin.topics import Topics
@@ -62,13 +62,6 @@ class AdapterConfig(BaseModel):
     interval_s: float = Field(default=1.0, gt=0, le=3600, description="publish / poll period, s")
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def load_adapter_config(path: str | Path, model: type[C]) -> C:
     """Read and validate an adapter's TOML config; :class:`ConfigError` with one line on any fault."""
     p = Path(path)
@@ -84,13 +77,7 @@ def load_adapter_config(path: str | Path, model: type[C]) -> C:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        errs = e.errors()
-        first = errs[0]
-        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        inp = first.get("input")
-        got = f" (got {inp!r})" if not isinstance(inp, dict | list) and first["type"] != "missing" else ""
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{p}: {_loc(tuple(first['loc']))}: {msg}{got}{more}") from None
+        raise ConfigError(one_line(e, str(p))) from None
 
 
 class StatusSink(Protocol):

@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from sims.params import SimParams
 from sims.timebase import parse_duration, parse_start
-from twin.errors import ConfigError
+from twin.errors import ConfigError, one_line
 from twin.plant import Plant
 
 __all__ = [
@@ -148,29 +148,15 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     return SCENARIOS_DIR / f"{name_or_path}.toml"
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"pump_failure", "hydro_curtailment", "power_cap", "offtaker_outage", "weather",
-                      "frequency_excursion"} and out.endswith("]"):
-            continue  # pydantic's discriminator tag in the location
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
+_EVENT_TAGS = frozenset({"pump_failure", "hydro_curtailment", "power_cap", "offtaker_outage", "weather",
+                         "frequency_excursion"})
 
 
 def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        inp = first.get("input")
-        got = f" (got {inp!r})" if not isinstance(inp, dict | list) and first["type"] != "missing" else ""
-        msg = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {_loc(tuple(first['loc']))}: {msg}{got}{more}") from None
+        raise ConfigError(one_line(e, where, skip=_EVENT_TAGS)) from None
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "TwinError"]
+from collections.abc import Collection, Sequence
+
+from pydantic import ValidationError
+
+__all__ = ["ConfigError", "TwinError", "field_path", "one_line"]
 
 
 class TwinError(Exception):
@@ -11,3 +15,26 @@ class TwinError(Exception):
 
 class ConfigError(TwinError):
     """A config file, setting or CLI argument is wrong; the message is one line saying how to fix it."""
+
+
+def field_path(loc: Sequence[int | str], skip: Collection[str] = ()) -> str:
+    """A pydantic error location as a user writes it: ``halls[2].racks``; ``skip``: discriminator tags."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in skip and out.endswith("]"):
+            continue  # pydantic puts a tagged union's tag into the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def one_line(e: ValidationError, where: str, skip: Collection[str] = ()) -> str:
+    """The first error of a config file, on one line: ``FILE: FIELD: what is wrong (got X) (and N more)``."""
+    first = e.errors()[0]
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    inp = first.get("input")
+    got = f" (got {inp!r})" if not isinstance(inp, dict | list) and first["type"] != "missing" else ""
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {field_path(tuple(first['loc']), skip)}: {msg}{got}{more}"

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from twin.contract import ASSET_ID_PATTERN, MAX_GPUS_PER_RACK, SITE_PATTERN
-from twin.errors import ConfigError
+from twin.errors import ConfigError, one_line
 
 __all__ = ["PLANTS_DIR", "Plant", "load_plant", "resolve_plant_path"]
 
@@ -269,13 +269,6 @@ def resolve_plant_path(name_or_path: str | Path) -> Path:
     return local if local.exists() else PLANTS_DIR / f"{name_or_path}.toml"
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def load_plant(name_or_path: str | Path) -> Plant:
     """Load and validate a plant file; raise :class:`ConfigError` with one line naming the field."""
     path = resolve_plant_path(name_or_path)
@@ -291,8 +284,4 @@ def load_plant(name_or_path: str | Path) -> Plant:
     try:
         return Plant.model_validate(data)
     except ValidationError as e:
-        errs = e.errors()
-        first = errs[0]
-        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        got = f" (got {first['input']!r})" if not isinstance(first.get("input"), dict | list) else ""
-        raise ConfigError(f"{path}: {_loc(tuple(first['loc']))}: {first['msg']}{got}{more}") from None
+        raise ConfigError(one_line(e, str(path))) from None
