@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["BENCHES", "register"]
 
 #: Modules under twin.bench, one per ``twin bench NAME``.
-BENCHES = ["replay", "ingest", "sink", "dcgm", "sim", "soak", "forecast"]
+BENCHES = ["replay", "ingest", "sink", "dcgm", "sim", "soak", "forecast", "day"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
