@@ -34,11 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-
-try:  # ISA-L's inflate: ~2.8x zlib's on these logs, the same streams (a dependency; zlib if missing)
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover
-    _inflate = zlib  # type: ignore[assignment]
+from isal import isal_zlib as _inflate  # ISA-L's inflate: ~2.8x zlib's on these logs, the same streams
 
 __all__ = [
     "LogError",
@@ -324,7 +320,7 @@ class _GzipLines:
             if not dec.eof and self.consumed:
                 self._put(("error", "truncated: the gzip stream ends early (the recorder was stopped before "
                                     "closing the file); the rest is lost"))
-        except (OSError, zlib.error, _inflate.error) as e:
+        except (OSError, zlib.error, _inflate.error) as e:  # type: ignore[misc]  # isal.pyi types it as an instance
             if buf:
                 self._put(("tail", buf))
             self._put(("error", f"cannot decompress ({e}); the rest of the file is lost"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -95,3 +97,54 @@ def test_live_run_publishes_the_full_plant_every_step(own_mosquitto: MosquittoSe
     for t, p in msgs:
         seqs.setdefault(t, []).append(orjson.loads(p)["seq"])
     assert all(s == list(range(len(s))) for s in seqs.values())  # in order, none lost, none repeated
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait_for_growth(path: Path, proc: subprocess.Popen[str]) -> None:
+    for _ in range(600):
+        if path.exists() and path.stat().st_size > 200_000:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the log did not grow within 60 s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_log_run_leaves_a_complete_log_and_no_workers(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "stopped.jsonl.gz"
+    proc = subprocess.Popen([*TWIN, "sim", "--scenario", "phase1", "--duration", "2d", "--step", "10s",
+                             "--jobs", "2", "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                            env=env_with_venv(), cwd=tmp_path)
+    _wait_for_growth(out, proc)
+    workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    assert workers, "expected worker processes"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped by a signal" in err and "complete to there" in err
+    n = int(err.split(" holds ")[1].split(" messages")[0].replace(",", ""))
+    lines = list(iter_log(out))  # raises on a truncated gzip stream or a cut line
+    assert len(lines) == n > 0 and n % PER_STEP == 0  # whole steps only
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_workers_die_with_a_killed_log_run(tmp_path: Path) -> None:
+    out = tmp_path / "killed.jsonl.gz"
+    proc = subprocess.Popen([*TWIN, "sim", "--scenario", "phase1", "--duration", "2d", "--step", "10s",
+                             "--jobs", "2", "--out", str(out)], stderr=subprocess.DEVNULL, text=True,
+                            env=env_with_venv(), cwd=tmp_path)
+    _wait_for_growth(out, proc)
+    workers = _children(proc.pid)
+    assert workers
+    proc.kill()
+    proc.wait(timeout=10)
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+            break
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "worker processes outlived the run"

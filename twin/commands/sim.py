@@ -150,18 +150,32 @@ def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: in
     step = args.step or scenario.step
     duration = args.duration or scenario.duration
     show = not args.no_progress and sys.stderr.isatty()
+    stop = threading.Event()
+    done = [0.0]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     with Progress(TextColumn(f"[bold]{scenario.name}[/] → {args.out}"), BarColumn(),
                   TextColumn("{task.fields[sim]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   disable=not show, transient=False) as bar:
         task = bar.add_task("sim", total=duration, sim="")
 
         def progress(done_s: float) -> None:
+            done[0] = done_s
             bar.update(task, completed=done_s, sim=f"{done_s / 86400:.2f} of {duration / 86400:.2f} days")
 
         try:
             n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,
-                          scenario=scenario, rack_every=args.rack_every, jobs=args.jobs, progress=progress)
+                          scenario=scenario, rack_every=args.rack_every, jobs=args.jobs, progress=progress,
+                          stop=stop)
         except OSError as e:
             raise ConfigError(f"cannot write {args.out}: {e.strerror or e}") from None
+    if stop.is_set():
+        print(f"twin sim: stopped by a signal after {done[0]:g} s of plant time; {args.out} holds {n:,} messages "
+              f"up to t={start + done[0]:.0f} (complete to there)", file=sys.stderr)
+        return 130
     print(f"twin sim: {n:,} messages, {duration / step:,.0f} steps of {step:g} s, to {args.out}", file=sys.stderr)
     return 0

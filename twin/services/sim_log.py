@@ -12,36 +12,33 @@ step into JSON and deflating ~2 MB a step. So:
 
 Each rack's and CDU's ``seq`` is a function of the step index (:meth:`sims.messages.FrameEncoder.seek`)
 and a chunk's bytes depend only on its steps, so the file is byte-identical whatever the number of
-workers. Deflate is ISA-L's (``isal``, the Intel library behind ``igzip``: ~4x zlib's level 1 here at a
-smaller size, standard gzip output); zlib when isal is not installed.
+workers. Deflate is ISA-L's (``isal``: Python bindings of the Intel library behind ``igzip``, kept by
+the pycompression project; ~4x zlib's level 1 here at a smaller size, standard gzip output).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from isal import isal_zlib as _deflate
 
 from sims.messages import FrameEncoder, log_line
 from sims.plant_sim import PlantSim, SimFrame
 from sims.scenario import Scenario
 from twin.plant import Plant
 
-try:
-    from isal import isal_zlib as _deflate
-
-    DEFLATE = "isal"
-    MAX_LEVEL = 3
-except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps the writer working without it
-    import zlib as _deflate  # type: ignore[no-redef]
-
-    DEFLATE = "zlib"
-    MAX_LEVEL = 9
+DEFLATE = "isal"  # ISA-L's deflate, levels 0-3
+MAX_LEVEL = 3
 
 __all__ = ["DEFLATE", "log_line", "steps_per_chunk", "write_log"]
 
@@ -84,7 +81,19 @@ _worker: _ChunkEncoder | None = None
 
 def _init_worker(plant: Plant, rack_every: int, level: int | None) -> None:
     global _worker
+    # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     _worker = _ChunkEncoder(plant, rack_every, level)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM to this worker when its parent dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
 
 
 def _encode_in_worker(k0: int, frames: list[SimFrame]) -> tuple[bytes, int]:
@@ -102,13 +111,15 @@ def default_jobs() -> int:
 
 def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: float, step_s: float,
               seed: int = 0, scenario: Scenario | None = None, rack_every: int = 1, compresslevel: int = 1,
-              jobs: int | None = None, progress: Callable[[float], None] | None = None) -> int:
+              jobs: int | None = None, progress: Callable[[float], None] | None = None,
+              stop: threading.Event | None = None) -> int:
     """Simulate ``duration_s`` of event time from ``start_ts`` in steps of ``step_s`` into a telemetry log.
 
     Gzip when the name ends in ``.gz`` (``compresslevel`` 0-3 with isal). Deterministic: the same
     plant, scenario, seed, start and steps give a byte-identical file, whatever ``jobs`` (worker
     processes; default one per core, 1: all in this process). ``progress(simulated_s)`` is called
-    after each chunk. Returns the number of messages written.
+    after each chunk. ``stop`` set: the run ends after the chunk being written, the file complete up
+    to there. Returns the number of messages written.
     """
     rack_every = max(1, rack_every)
     level = min(max(compresslevel, 0), MAX_LEVEL) if str(out).endswith(".gz") else None
@@ -132,6 +143,8 @@ def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: flo
         if jobs == 1:
             encode = _ChunkEncoder(plant, rack_every, level)
             for k0 in range(0, n_steps, chunk):
+                if stop is not None and stop.is_set():
+                    break
                 put(*encode(k0, frames(k0)), min(k0 + chunk, n_steps))
         else:
             # spawn: no fork of a process whose other threads (a progress bar's) may hold locks
@@ -141,6 +154,8 @@ def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: flo
                 pending: deque[tuple[int, Future[tuple[bytes, int]]]] = deque()
                 try:
                     for k0 in range(0, n_steps, chunk):
+                        if stop is not None and stop.is_set():
+                            break
                         pending.append((min(k0 + chunk, n_steps), pool.submit(_encode_in_worker, k0, frames(k0))))
                         while len(pending) > 2 * jobs or (pending and pending[0][1].done()):
                             end, fut = pending.popleft()
@@ -152,7 +167,7 @@ def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: flo
                     for _, fut in pending:
                         fut.cancel()
                     raise
-    if progress is not None:
+    if progress is not None and not (stop is not None and stop.is_set()):
         progress(n_steps * step_s)
     return written
 
