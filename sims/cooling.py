@@ -95,7 +95,7 @@ def cdu_step(s: CoolingState, q_w: np.ndarray, dt_s: float, plant: Plant, p: Coo
     else:
         s.flow_lps = physics.first_order_step(s.flow_lps, cmd, p.flow_tau_s, dt_s)
     flow = s.flow_lps if flow_cap is None else np.minimum(s.flow_lps, flow_cap * s.design_flow_lps)
-    s.t_return_c = physics.loop_return_step_c(s.t_return_c, supply, q_w, flow, p.loop_volume_m3, rho, cp, dt_s)
+    s.t_return_c = physics.loop_return_step_c(s.t_return_c, supply, q_w, flow, c.loop_volume_m3, rho, cp, dt_s)
     s.t_supply_c = supply
     pump_w = physics.pump_power_w(flow, s.design_flow_lps, s.design_pump_w)
     heat_w = physics.heat_to_liquid_w(flow, s.t_return_c, supply, rho, cp)

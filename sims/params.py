@@ -41,7 +41,6 @@ class WorkloadParams(_P):
 class CoolingParams(_P):
     """CDU control, loop inertia, facility water and heat rejection."""
 
-    loop_volume_m3: float = Field(default=0.8, gt=0, description="coolant in one CDU's loop, m3")
     flow_tau_s: float = Field(default=15.0, gt=0, description="CDU flow control lag, s")
     min_flow_fraction: float = Field(default=0.3, ge=0, le=1, description="of design flow")
     max_flow_fraction: float = Field(default=1.25, gt=0, description="of design flow")
