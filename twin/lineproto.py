@@ -184,7 +184,7 @@ class ParsedLine:
     measurement: str
     tags: dict[str, str]
     fields: dict[str, float | int | bool | str]
-    t_ns: int
+    t_ns: int | None  # None only with ``parse_line(..., require_timestamp=False)``
 
 
 def _scan_name(s: str, i: int, stops: str, what: str) -> tuple[str, int]:
@@ -253,8 +253,13 @@ def _scan_value(s: str, i: int) -> tuple[float | int | bool | str, int]:
     return f, j
 
 
-def parse_line(s: str) -> ParsedLine:
-    """Parse one line strictly (a timestamp is required); raise :class:`LineProtocolError`."""
+def parse_line(s: str, require_timestamp: bool = True) -> ParsedLine:
+    """Parse one line strictly; raise :class:`LineProtocolError` (a ``ValueError``) saying why.
+
+    The sink's tests read what it wrote with this (a timestamp is required: the twin always writes
+    one); ``twin import lp`` reads other tools' exports with ``require_timestamp=False`` and says
+    itself why a line without one is no history.
+    """
     if not s or s.startswith("#") or "\n" in s:
         raise LineProtocolError("empty line, comment, or embedded newline")
     meas, i = _scan_name(s, 0, ", ", "measurement")
@@ -278,6 +283,8 @@ def parse_line(s: str) -> ParsedLine:
             i += 1
             continue
         break
+    if i >= len(s) and not require_timestamp:
+        return ParsedLine(meas, tags, fields, None)
     if i >= len(s) or s[i] != " ":
         raise LineProtocolError("no timestamp (the twin always writes one)")
     stamp = s[i + 1:]

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from twin.lineproto import parse_line
 from twin.timespec import parse_time
 
 __all__ = ["FORMATS", "PRECISIONS", "Row", "RowError", "parse_lp_line", "read_rows"]
@@ -48,90 +49,14 @@ def _open_text(path: Path) -> IO[str]:
 # ------------------------------------------------------------------ line protocol
 
 
-def _scan(s: str, i: int, stops: str) -> tuple[str, int]:
-    """Read up to an unescaped character of ``stops``; backslash escapes the next character."""
-    out = []
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n:
-            out.append(s[i + 1])
-            i += 2
-            continue
-        if c in stops:
-            break
-        out.append(c)
-        i += 1
-    return "".join(out), i
-
-
-def _field_value(s: str, i: int) -> tuple[Any, int]:
-    if s[i] == '"':
-        out = []
-        i += 1
-        while i < len(s):
-            c = s[i]
-            if c == "\\" and i + 1 < len(s) and s[i + 1] in '"\\':
-                out.append(s[i + 1])
-                i += 2
-                continue
-            if c == '"':
-                return "".join(out), i + 1
-            out.append(c)
-            i += 1
-        raise ValueError("unterminated string field")
-    j = i
-    while j < len(s) and s[j] not in ", ":
-        j += 1
-    tok = s[i:j]
-    if tok in ("t", "T", "true", "True", "TRUE"):
-        return True, j
-    if tok in ("f", "F", "false", "False", "FALSE"):
-        return False, j
-    if tok.endswith(("i", "u")):
-        return int(tok[:-1]), j
-    v = float(tok)
-    if not math.isfinite(v):
-        raise ValueError(f"non-finite field value {tok!r}")
-    return v, j
-
-
 def parse_lp_line(s: str) -> tuple[str, dict[str, str], dict[str, Any], int | None]:
-    """One line of InfluxDB line protocol: measurement, tags, fields, timestamp (or None)."""
-    measurement, i = _scan(s, 0, ", ")
-    if not measurement:
-        raise ValueError("no measurement")
-    tags: dict[str, str] = {}
-    while i < len(s) and s[i] == ",":
-        k, i = _scan(s, i + 1, "=, ")
-        if i >= len(s) or s[i] != "=":
-            raise ValueError(f"tag {k!r} has no value")
-        v, i = _scan(s, i + 1, ", ")
-        tags[k] = v
-    if i >= len(s) or s[i] != " ":
-        raise ValueError("no fields")
-    fields: dict[str, Any] = {}
-    i += 1
-    while True:
-        k, i = _scan(s, i, "=, ")
-        if i >= len(s) or s[i] != "=" or not k:
-            raise ValueError(f"field {k!r} has no value")
-        try:
-            v, i = _field_value(s, i + 1)
-        except (ValueError, IndexError) as e:
-            raise ValueError(f"field {k!r}: {e}") from None
-        fields[k] = v
-        if i < len(s) and s[i] == ",":
-            i += 1
-            continue
-        break
-    rest = s[i:].strip()
-    if not rest:
-        return measurement, tags, fields, None
-    try:
-        return measurement, tags, fields, int(rest)
-    except ValueError:
-        raise ValueError(f"bad timestamp {rest[:40]!r}") from None
+    """One line of InfluxDB line protocol: measurement, tags, fields, timestamp (or None).
+
+    The same strict parser the sink's own output is checked with (:func:`twin.lineproto.parse_line`);
+    raises ``ValueError`` saying what is wrong.
+    """
+    p = parse_line(s.rstrip(), require_timestamp=False)
+    return p.measurement, p.tags, p.fields, p.t_ns
 
 
 def _lp_rows(path: Path, precision: str) -> Iterator[Row]:
