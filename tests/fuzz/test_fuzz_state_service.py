@@ -21,6 +21,7 @@ import orjson
 from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.conftest import REPO
+from tests.fakes import RecordingBus
 from tests.fuzz.hostile import DOMAINS, NOW, SEEDS, has_duplicate_key, telemetry_case, valid_message
 from twin.contract import DeadLetter
 from twin.ingest import Decoded, Decoder
@@ -29,26 +30,6 @@ from twin.services.state import StateService
 
 CASES = int(os.environ.get("TWIN_FUZZ_CASES", "10000"))
 MAX_FUTURE_S = 300.0
-
-
-class RecordingBus:
-    """Records ``publish_nowait`` calls (what ``handle`` and ``emit`` send); the counters a healthy bus shows."""
-
-    dropped = 0
-    outbox_dropped = 0
-    connected = True
-    manual_ack = False
-    generation = 1
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, int, bool]] = []
-
-    def ack(self, items: list[tuple[int, int, int]]) -> int:
-        return 0
-
-    def publish_nowait(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool:
-        self.sent.append((topic, payload.encode() if isinstance(payload, str) else payload, qos, retain))
-        return True
 
 
 @cache

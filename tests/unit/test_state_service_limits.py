@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import json
 
+from tests.fakes import RecordingBus
 from twin.plant import Plant
 from twin.services.state import StateService
 
 T0 = 1_795_300_000.0
-
-
-class RecordingBus:
-    """Stands in for the MQTT bus in a unit test: records what would be published."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bool]] = []
-        self.dropped = 0
-        self.manual_ack = False
-
-    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        self.sent.append((topic, payload, retain))
-        return True
 
 
 def test_dead_letters_are_rate_limited_and_counted(small_plant: Plant) -> None:
@@ -29,7 +17,7 @@ def test_dead_letters_are_rate_limited_and_counted(small_plant: Plant) -> None:
     svc._bus = bus  # type: ignore[assignment]
     for _ in range(3000):
         svc.handle("stargate/tiny/gpu/h1/h1-r001", b"{broken", T0)
-    letters = [p for t, p, _ in bus.sent if t.endswith("/twin/deadletter")]
+    letters = [p for t, p, _, _ in bus.sent if t.endswith("/twin/deadletter")]
     assert 1000 <= len(letters) < 1100  # the burst, plus what the rate refilled meanwhile
     assert svc.deadletters_suppressed == 3000 - len(letters)
     assert svc.model.counters.msgs_rejected == 3000  # every refusal is counted, published or not
@@ -46,9 +34,9 @@ def test_dropped_messages_raise_the_overload_alarm_and_it_clears(small_plant: Pl
     bus.dropped = 250  # the bounded incoming queue overflowed
     s = svc.emit(T0 + 1)
     assert s.msgs_dropped == 250 and s.alarms_active == 1
-    raised = [json.loads(p) for t, p, r in bus.sent if t.endswith("/twin/alarm/overload-tiny-state") and p]
+    raised = [json.loads(p) for t, p, _, r in bus.sent if t.endswith("/twin/alarm/overload-tiny-state") and p]
     assert raised and raised[0]["active"] and raised[0]["value"] == 250
     for k in range(2, 40):  # no more drops: cleared after the 30 s off-delay
         s = svc.emit(T0 + k)
     assert s.alarms_active == 0
-    assert any(t.endswith("/twin/alarm/overload-tiny-state") and p == b"" and r for t, p, r in bus.sent)
+    assert any(t.endswith("/twin/alarm/overload-tiny-state") and p == b"" and r for t, p, _, r in bus.sent)
