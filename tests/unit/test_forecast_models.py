@@ -93,11 +93,35 @@ def test_physics_chain_recovers_a_pue_that_grows_with_ambient() -> None:
     ch.fit(x, ts)
     last = x[-1].copy()
     last[8] = 10.0
-    q = ch.predict(np.array([ts[-1] + 900.0]), np.array([110.0]), last)[:, 0]
+    t1 = ts[-1] + 900.0
+    q = ch.predict(np.array([t1]), np.array([110.0]), last, now_ts=t1)[:, 0]  # ambient 10 C at t1
     assert q[0] == pytest.approx(110 + 2 + 5.5 + 2.0, abs=1e-6)  # facility = IT * PUE(T_amb, IT)
     assert q[2] == pytest.approx(230 - q[0], abs=1e-6)  # headroom against the contract
     assert q[3] == pytest.approx(40.0, abs=1e-6)  # demand below the heat in the loops
     assert q[4] == pytest.approx(43.0, abs=1e-6)
+
+
+def test_ambient_ahead_follows_the_daily_cycle_from_the_current_value() -> None:
+    """Diurnal persistence: the current ambient carried along last week's daily cycle; the felt temperature lags it."""
+    rng = np.random.default_rng(3)
+    n = 7 * DAY
+    ts = np.arange(n) * 900.0
+    cycle = 2.0 * np.cos(2 * np.pi * (ts / 3600.0 - 14.0) / 24.0)  # peak at 14:00
+    drift = np.cumsum(rng.normal(0.0, 0.02, n))  # synoptic wander
+    x = np.zeros((n, len(FEATURES)))
+    x[:, FEATURES.index("ambient_c")] = -3.0 + cycle + drift
+    x[:, FEATURES.index("heat_demand_mw")] = 40.0
+    ch = PhysicsChain(900.0)
+    ch.fit(x, ts)
+    now = ts[-1]  # 23:45
+    ahead = now + 900.0 * np.arange(1, DAY + 1)
+    amb = ch.ambient(ahead, -1.0, now)
+    want = -1.0 + 2.0 * np.cos(2 * np.pi * (ahead / 3600.0 - 14.0) / 24.0) - 2.0 * np.cos(2 * np.pi * (now / 3600.0
+                                                                                                       - 14.0) / 24.0)
+    assert np.abs(amb - want).max() < 0.1
+    felt = ch.felt_ahead(ahead, amb)
+    assert abs(felt[0] - ch.t_felt_now) < abs(amb[0] - ch.t_felt_now)  # a lag: it moves part of the way
+    assert np.ptp(felt[DAY // 2:]) < np.ptp(amb[DAY // 2:])  # and smooths the daily swing
 
 
 def test_acf_weights_of_white_noise_are_small_and_of_a_random_walk_near_one() -> None:

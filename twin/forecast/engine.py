@@ -62,12 +62,11 @@ class Forecaster:
         self.hist = {n: History(p.step_s, p.capacity) for n, p in PRODUCTS.items()}
         self.scorers = {n: Scorer(len(MODELS), len(QUANTITIES), p.horizon, p.window,
                                   int(skill_window_s // p.step_s), p.quantile_every) for n, p in PRODUCTS.items()}
-        self.hw = HoltWinters(PRODUCTS["day-ahead"].period)
+        self.hw = HoltWinters(PRODUCTS["day-ahead"].period, step_s=PRODUCTS["day-ahead"].step_s)
         self.chain = PhysicsChain(PRODUCTS["day-ahead"].step_s)
         self.ready = False
         self._hw_t = np.zeros(0)
         self._hw_y = np.zeros(0)
-        self._fit_ts = 0.0
         self._w: dict[str, np.ndarray] = {}
         self.issued = 0
         self._cold: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
@@ -109,7 +108,6 @@ class Forecaster:
             it = np.nan_to_num(it, nan=float(np.nanmean(it)) if np.isfinite(it).any() else 0.0)
         fc, fitted, now = self.hw.fit(it, float(ts[-1]))
         self.chain.fit(x, ts)
-        self._fit_ts = float(ts[-1])
         self._hw_t = np.concatenate([[ts[-1]], ts[-1] + step * np.arange(1, len(fc) + 1)])
         self._hw_y = np.concatenate([[now], fc])
         # residuals of the chain in sample (after the first season), and their autocorrelation per lead
@@ -137,10 +135,9 @@ class Forecaster:
         with np.errstate(all="ignore"):
             last = np.nanmean(rows[-p.anchor_steps:], axis=0)
         it_t = np.interp(target, self._hw_t, self._hw_y)
-        since = issue_ts - self._fit_ts
-        chain = self.chain.predict(target, it_t, last, since)
+        chain = self.chain.predict(target, it_t, last, issue_ts)
         now = self.chain.predict(np.array([issue_ts]), np.interp([issue_ts], self._hw_t, self._hw_y), last,
-                                 since - p.step_s)[:, 0]
+                                 issue_ts)[:, 0]
         anchor = quantities_of(last) - now
         w = self._w.get(p.name, np.zeros((len(QUANTITIES), p.horizon)))
         means[2] = chain + w * np.nan_to_num(anchor)[:, None]
