@@ -46,7 +46,9 @@ class BacktestResult:
 def run_backtests(stream: StateStream, train_days: dict[str, float]) -> dict[str, BacktestResult]:
     """Run ``stream`` once through a :class:`Forecaster` issuing the products in ``train_days``.
 
-    Forecasts issued ``train_days[product]`` days after the first state or later are scored.
+    Forecasts issued ``train_days[product]`` days after the first state or later are scored. A
+    product is issued from one interval window plus one horizon before that: what the scored
+    forecasts' intervals are calibrated on; issues before it could change no figure.
     """
     for product in train_days:
         if product not in PRODUCTS:
@@ -59,7 +61,9 @@ def run_backtests(stream: StateStream, train_days: dict[str, float]) -> dict[str
         if n == 0:
             start = state.ts
             for product, days in train_days.items():
-                fc.scorers[product].record_from = math.floor((start + days * 86400.0) / PRODUCTS[product].step_s)
+                p = PRODUCTS[product]
+                fc.scorers[product].record_from = rec = math.floor((start + days * 86400.0) / p.step_s)
+                fc.issue_from[product] = rec - p.window - p.horizon
         fc.on_state(state, halls, emit=False)
         end = state.ts
         n += 1

@@ -69,6 +69,7 @@ class Forecaster:
         self._hw_y = np.zeros(0)
         self._w: dict[str, np.ndarray] = {}
         self.issued = 0
+        self.issue_from: dict[str, int] = {}  # a product is issued from this step on (a backtest's warm-up)
         self._cold: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
 
     # ---------------------------------------------------------------- input
@@ -90,7 +91,7 @@ class Forecaster:
                 self.scorers[name].close(b, q[k], h.end_ts(b))
             if name == "day-ahead" and self.main:
                 self._fit()
-            if name in self.products:
+            if name in self.products and closed >= self.issue_from.get(name, closed):
                 out += self._issue(p, closed, emit)
         return out
 
