@@ -44,8 +44,10 @@ class HoltWinters:
     """Additive-season exponential smoothing of one series of ``step_s`` steps.
 
     Every ``refit_s`` of event time, on the series passed in (a week): the season starts as the
-    series' mean daily profile (statsmodels' ``known`` initialisation: a week of days averages
-    the load's noise out, where the ``heuristic`` one uses the first two); statsmodels estimates
+    series' mean daily profile (statsmodels' ``known`` initialisation: all seven days average the
+    load's noise out; the ``heuristic`` one detrends the first five by a moving average, and with
+    a seasonal smoothing ~0 the season stays what it starts as; it_mw day-ahead MASE 0.67 -> 0.64
+    in the 21-day backtest, before the choice of ``a`` below, 0.49 after); statsmodels estimates
     the smoothing parameters on one-step errors; then the level's ``a`` is chosen again, from
     :data:`ALPHAS` and statsmodels' value, for the least in-sample error over the forecast's own
     leads (1..``period`` steps): one-step fits follow every wiggle of the load (``a`` ~0.6 here),
