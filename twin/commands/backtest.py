@@ -2,8 +2,10 @@
 
 The log is a log of the twin's outputs (``twin/state``, ``twin/state/+``) or raw telemetry (run
 through the state model in event time). ``--simulate 21d`` builds the history in process instead:
-the simulator at ``--step`` (default 900 s; the last ``--fine-tail`` at 60 s for the intraday
-product) feeding the state model, optionally saved with ``--save-states FILE``.
+the simulator at ``--step`` (default 900 s; the last ``--fine-tail``, default 15 days, at 60 s)
+feeding the state model, optionally saved with ``--save-states FILE``. With 21 days and the
+default 14 training days, every forecast scored or calibrating a scored one's interval then
+sees 1-min data (tests/e2e/test_forecast_backtest.py holds the figures of exactly this run).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     g.add_argument("--simulate", metavar="DURATION", help="simulate this much history, e.g. 21d")
     g.add_argument("--scenario", default="phase1", help="simulator scenario (default phase1)")
     g.add_argument("--step", default="900s", help="simulator step (default 900s)")
-    g.add_argument("--fine-tail", default="1.5d", help="last part simulated at 60 s steps (default 1.5d)")
+    g.add_argument("--fine-tail", default="15d", help="last part simulated at 60 s steps (default 15d)")
     g.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
     g.add_argument("--save-states", metavar="FILE", help="also write the simulated states as a log (.gz ok)")
     p.set_defaults(func=_cmd)
