@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from isal import igzip
 from isal import isal_zlib as _inflate  # ISA-L's inflate: ~2.8x zlib's on these logs, the same streams
+
+#: gzip levels 0-3 are written with ISA-L (the same format; ~4x zlib's level 1 here), 4-9 with zlib.
+ISAL_MAX_LEVEL = 3
 
 __all__ = [
     "LogError",
@@ -182,7 +186,14 @@ class TelemetryLogWriter:
     seconds of ``t``. With either, the files are ``part_path(path, 0)``, ``(path, 1)``,
     ... instead of ``path``; ``paths`` lists those written. The file is flushed at most
     every ``flush_s`` seconds (wall clock), so a killed recorder loses at most that much.
+
+    ``compresslevel`` 0-3 deflates with ISA-L (``isal``), 4-9 with zlib.
+    Lines are gathered in memory and handed to the file (and to gzip) :data:`BUFFER_BYTES` at a
+    time (a quarter of ``rotate_bytes`` at most): deflating one ~1 KB line per call cost the
+    recorder a fifth of its time.
     """
+
+    BUFFER_BYTES = 1 << 18
 
     def __init__(self, path: str | Path, *, rotate_bytes: int | None = None, rotate_s: float | None = None,
                  flush_s: float = 1.0, compresslevel: int = 6) -> None:
@@ -199,6 +210,9 @@ class TelemetryLogWriter:
         self._fh: IO[bytes] | None = None
         self._file_t0: float | None = None
         self._last_flush = time.monotonic()
+        self._buf = bytearray()
+        self._buf_limit = self.BUFFER_BYTES if not rotate_bytes else max(4096, min(self.BUFFER_BYTES,
+                                                                                  rotate_bytes // 4))
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __enter__(self) -> TelemetryLogWriter:
@@ -212,7 +226,10 @@ class TelemetryLogWriter:
         raw = open(path, "wb")  # noqa: SIM115 - kept open between writes
         self._raw = raw
         fh: IO[bytes] = raw
-        if self.gzip:
+        if self.gzip and self.compresslevel <= ISAL_MAX_LEVEL:  # ISA-L: ~4x zlib's speed, a smaller file
+            fh = igzip.GzipFile(filename="", fileobj=raw, mode="wb",  # type: ignore[assignment]
+                                compresslevel=self.compresslevel, mtime=0)
+        elif self.gzip:
             fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb",  # type: ignore[assignment]
                                compresslevel=self.compresslevel, mtime=0)
         self._fh = fh
@@ -225,7 +242,8 @@ class TelemetryLogWriter:
             return False
         if self.rotate_s and self._file_t0 is not None and t - self._file_t0 >= self.rotate_s:
             return True
-        return bool(self.rotate_bytes and self._raw.tell() >= self.rotate_bytes)
+        pending = 0 if self.gzip else len(self._buf)
+        return bool(self.rotate_bytes and self._raw.tell() + pending >= self.rotate_bytes)
 
     def write(self, t: float, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Append one message (``payload`` as the bytes on the wire)."""
@@ -238,7 +256,10 @@ class TelemetryLogWriter:
         fh = self._fh or self._open()
         if self._file_t0 is None:
             self._file_t0 = t
-        fh.write(data)
+        self._buf += data
+        if len(self._buf) >= self._buf_limit:
+            fh.write(self._buf)
+            self._buf.clear()
         self.messages += 1
         now = time.monotonic()
         if now - self._last_flush >= self.flush_s:
@@ -247,7 +268,10 @@ class TelemetryLogWriter:
 
     def flush(self) -> None:
         if self._fh is not None:
-            if isinstance(self._fh, gzip.GzipFile):
+            if self._buf:
+                self._fh.write(self._buf)
+                self._buf.clear()
+            if isinstance(self._fh, gzip.GzipFile | igzip.GzipFile):
                 self._fh.flush(zlib.Z_SYNC_FLUSH)
             self._fh.flush()
             if self._raw is not None:
@@ -255,6 +279,9 @@ class TelemetryLogWriter:
 
     def _close_file(self) -> None:
         if self._fh is not None:
+            if self._buf:
+                self._fh.write(self._buf)
+                self._buf.clear()
             self._fh.close()
             if self._raw is not None and self._raw is not self._fh:
                 self._raw.close()
