@@ -42,8 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twin.bench.servers import mosquitto_server
-from twin.bench.sink import victoria_metrics
+from twin.bench.servers import mosquitto_server, victoria_metrics
 
 __all__ = ["expected_counts", "register", "run", "verify_log"]
 

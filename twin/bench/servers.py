@@ -1,4 +1,4 @@
-"""Servers the benchmarks start for themselves (outside pytest): Mosquitto on a free port."""
+"""Servers the benchmarks start for themselves (outside pytest): Mosquitto and VictoriaMetrics on free ports."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MOSQUITTO", "free_port", "mosquitto_server"]
+__all__ = ["MOSQUITTO", "VICTORIA", "free_port", "mosquitto_server", "victoria_metrics"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 
 
 def free_port() -> int:
@@ -46,6 +48,38 @@ def mosquitto_server(workdir: Path) -> Iterator[int]:
         proc.terminate()
         try:
             proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def victoria_metrics(workdir: Path) -> Iterator[str]:
+    """A VictoriaMetrics of the benchmark's own; yields its URL, stops it (SIGTERM) after."""
+    if not Path(VICTORIA).exists():
+        raise RuntimeError(f"victoria-metrics not found at {VICTORIA}: apt-get install victoria-metrics")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={workdir / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
+                             "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                    if r.read().strip() == b"OK":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("victoria-metrics did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -22,24 +22,20 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from adapters.influx_http import InfluxHttpWriter
+from twin.bench.servers import victoria_metrics
 from twin.contract import Forecast, ForecastPoint, HallState, PlantState
 from twin.services.sink import SinkService
 
 __all__ = ["register", "run"]
 
-VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 TARGET_POINTS_PER_S = 100_000
 TARGET_RATIO = 20.0
 
@@ -49,44 +45,6 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--naive-points", type=int, default=3_000, help="points written one by one (default 3,000)")
     p.add_argument("--batch", type=int, default=5_000, help="lines per write (default 5,000)")
     p.add_argument("--inflight", type=int, default=2, help="writes in flight (default 2, as twin run sink)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def victoria_metrics(workdir: Path) -> Iterator[str]:
-    """A VictoriaMetrics of the benchmark's own; yields its URL, stops it (SIGTERM) after."""
-    if not Path(VICTORIA).exists():
-        raise RuntimeError(f"victoria-metrics not found at {VICTORIA}: apt-get install victoria-metrics")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={workdir / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
-                             "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                    if r.read().strip() == b"OK":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("victoria-metrics did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _payloads(n_points: int, t0: float) -> list[tuple[str, bytes]]:

@@ -27,8 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from twin.bench.servers import mosquitto_server
-from twin.bench.sink import victoria_metrics
+from twin.bench.servers import mosquitto_server, victoria_metrics
 
 __all__ = ["register", "run"]
 
