@@ -197,3 +197,16 @@ def test_a_malformed_line_is_split_out_and_only_it_is_dead_lettered(
     # in a refused request may appear twice: it keeps both, where InfluxDB would overwrite)
     assert sorted(set(stamps(got))) == [int(T0 * 1000) + 1000 * i for i in range(200)]
     assert int((T0 - 1) * 1000) not in stamps(got)
+
+
+def test_fractional_state_times_are_stored_as_nanoseconds_truncated_to_ms(victoria: VictoriaMetricsServer) -> None:
+    """Heartbeat states carry fractional ``ts``; VictoriaMetrics keeps milliseconds, truncating the line's
+    nanoseconds (not rounding): a reader matching states to points must truncate too."""
+    site = "fractional"
+    tss = [T0 + 0.1236, T0 + 1.9996, T0 + 2.0004, T0 + 3.5]
+    lines = [f"plant_state,site={site} it_mw={i}.0 {lineproto.ts_ns(t)}" for i, t in enumerate(tss)]
+    writer(victoria).write_sync(lines)
+    got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
+                                lambda s: bool(s) and len(s[0]["timestamps"]) == 4, 30)
+    assert stamps(got) == [lineproto.ts_ns(t) // 1_000_000 for t in tss]
+    assert stamps(got) != sorted(round(t * 1000) for t in tss)  # .1236 s and 1.9996 s would round up
