@@ -172,6 +172,13 @@ def mirror_line(site: str, domain: str, asset: str, hall: str | None, msg: Telem
     return line(f"raw_{domain}", tags, fields, ts_ns(msg.ts))
 
 
+def sink_stats_line(site: str, stats: BaseModel) -> str:
+    """The sink's own stats (``SinkStats``) as a ``sink_stats`` point: its numeric and bool fields, at its ``ts``."""
+    d = stats.model_dump()
+    fields: dict[str, object] = {k: v for k, v in d.items() if k != "ts" and isinstance(v, int | float | bool)}
+    return line("sink_stats", {"site": site}, fields, ts_ns(float(d["ts"])))
+
+
 # ---------------------------------------------------------------- strict parser
 
 

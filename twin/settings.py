@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     sink_mirror_s: float = Field(default=0.0, ge=0, description="> 0: mirror raw telemetry, one line per asset per N s")
     sink_batch_lines: int = Field(default=5000, ge=1, description="lines per InfluxDB write")
     sink_flush_s: float = Field(default=1.0, gt=0, description="longest a line waits before it is written, s")
+    sink_stats_s: float = Field(default=60.0, ge=0, description="write the sink's own stats to InfluxDB (measurement "
+                                "sink_stats) every N s; 0: never")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
     snapshot_every_s: float = Field(
         default=10.0, gt=0, description="state snapshot period (warm restart); received messages are "

@@ -32,6 +32,7 @@ def sink_options(settings: Settings) -> dict[str, Any]:
         "mirror_s": settings.sink_mirror_s,
         "batch_lines": settings.sink_batch_lines,
         "flush_s": settings.sink_flush_s,
+        "stats_to_db_s": settings.sink_stats_s,
         # two requests in flight let the database work while the next batch is compressed (about +15 %
         # here); files keep one writer so their lines stay in order
         "max_inflight": 2 if settings.influx_url else 1,

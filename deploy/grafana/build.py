@@ -296,7 +296,8 @@ def forecasts() -> Board:
 
 def data_quality() -> Board:
     b = Board("twin-data-quality", "Stargate twin: data quality",
-              "Stale assets, dead letters (messages refused), duplicates, gaps, late messages, and alarms.")
+              "Stale assets, dead letters (messages refused), duplicates, gaps, late messages, the sink's health, "
+              "and alarms.")
     counters = ("msgs_rejected", "msgs_duplicate", "seq_gaps", "msgs_late", "msgs_dropped")
     b.add("stat", "Stale assets", [_last_stat("plant_state", "stale_count")], w=6, h=4, options=_STAT,
           thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}])
@@ -319,6 +320,18 @@ def data_quality() -> Board:
                      "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")], w=12, h=8)
     b.add("timeseries", "GPUs reporting", [flux("plant_state", ("gpus_reporting", "gpus_total"), fn="min")],
           w=12, h=8)
+    sink = ("points_written", "points_spooled", "points_retried", "points_dropped", "points_deadlettered")
+    b.add("timeseries", "Sink: points written, spooled, retried, dropped, dead-lettered (per window)",
+          [flux("sink_stats", sink, window=False, keep=("_time", "_value", "_field"),
+                tail="  |> difference(nonNegative: true)\n"
+                     "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")],
+          w=12, h=8, description="the sink's own stats (measurement sink_stats, every TWIN_SINK_STATS_S, 60 s by "
+                                 "default); spooled: the database was unreachable, the lines wait on disk; "
+                                 "dropped: lost (spool full)")
+    b.add("timeseries", "Sink: spool on disk against its bound",
+          [flux("sink_stats", ("spool_bytes", "spool_max_bytes"), fn="max")], w=12, h=8, unit="bytes",
+          description="bytes waiting on disk for the database; at the bound the sink drops the oldest lines "
+                      "and raises the alarm sink_spool_full")
     b.add("table", "Alarms (latest first)",
           [flux("alarm", ("active", "message", "value", "threshold"), window=False,
                 keep=("_time", "_value", "_field", "alarm_id", "severity"),

@@ -31,6 +31,7 @@ from twin.contract import (
     PlantState,
 )
 from twin.forecast import engine
+from twin.services.sink import SinkStats
 
 REPO = Path(__file__).resolve().parents[2]
 DASH_DIR = REPO / "grafana" / "dashboards"
@@ -80,6 +81,7 @@ def sink_schema() -> dict[str, tuple[set[str], set[str]]]:
         *lineproto.forecast_lines("narvik", _full(Forecast, quantity="it_mw", issued_ts=1.8e9, model="m", skill=0.8,
                                                   points=[_full(ForecastPoint, ts=1.8e9 + 60)])),
         *lineproto.alarm_lines("narvik", _full(Alarm, ts=1.8e9, alarm_id="a", severity="warning", asset="h1-cdu01")),
+        lineproto.sink_stats_line("narvik", _full(SinkStats, ts=1.8e9)),
     ]
     for domain, model in DOMAIN_MODELS.items():
         lines.append(lineproto.mirror_line("narvik", domain, "asset-1", "h1" if domain == "gpu" else None,

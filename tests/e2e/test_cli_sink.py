@@ -58,8 +58,9 @@ def test_the_spool_survives_a_sigkill_of_the_sink(mosquitto: MosquittoServer, vi
     victoria.kill()  # the database is down from the start
     args = [*TWIN, "run", "sink", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
             "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--log-level", "INFO"]
-    first = subprocess.Popen(args, env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             cwd=tmp_path)
+    # exact line counts below: no sink_stats lines of the sink's own (a minute's cadence by default)
+    first = subprocess.Popen(args, env=env_with_venv() | {"TWIN_SINK_STATS_S": "0"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         _wait_online(mosquitto.port, site)
         asyncio.run(_publish_states(mosquitto.url, site, n))
@@ -159,7 +160,8 @@ def test_messages_in_memory_at_a_crash_are_redelivered_to_the_persistent_session
     args = [*TWIN, "run", "sink", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
             "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--client-id", f"{site}-t",
             "--session-expiry", "300"]
-    env = {**env_with_venv(), "TWIN_SINK_FLUSH_S": "120"}  # the lines stay in memory until the kill
+    env = {**env_with_venv(), "TWIN_SINK_FLUSH_S": "120",  # the lines stay in memory until the kill
+           "TWIN_SINK_STATS_S": "0"}  # and exact counts: no sink_stats lines of the sink's own
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         _wait_online(mosquitto.port, site)

@@ -210,3 +210,31 @@ def test_fractional_state_times_are_stored_as_nanoseconds_truncated_to_ms(victor
                                 lambda s: bool(s) and len(s[0]["timestamps"]) == 4, 30)
     assert stamps(got) == [lineproto.ts_ns(t) // 1_000_000 for t in tss]
     assert stamps(got) != sorted(round(t * 1000) for t in tss)  # .1236 s and 1.9996 s would round up
+
+
+def test_the_sink_writes_its_own_stats_as_sink_stats(mosquitto: MosquittoServer, victoria: VictoriaMetricsServer,
+                                                    tmp_path: Path) -> None:
+    """Grafana can show the sink's health: its stats go to the database too (measurement ``sink_stats``)."""
+    site = "sinkstats"
+
+    def written() -> list[float]:
+        found = series(victoria, "sink_stats_points_written", site)
+        return [v for f in found for v in f["values"]]  # type: ignore[union-attr]
+
+    async def main() -> None:
+        sink = SinkService(site, writer(victoria), spool_dir=tmp_path / "spool", flush_s=0.2, stats_every_s=0.2,
+                           stats_to_db_s=0.5)
+        async with Bus(mosquitto.url, service="sink", site=site, subscriptions=sink.subscriptions) as sb, \
+                Bus(mosquitto.url, service="pub", site=site) as pb:
+            task = asyncio.create_task(sink.run(sb))
+            await pb.publish(f"stargate/{site}/twin/state", plant_state(1))
+            assert await until(lambda: any(v >= 1 for v in written()), 30)  # a report made after that write
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    names = {s["metric"]["__name__"]  # type: ignore[index]
+             for s in victoria.export(f'{{__name__=~"sink_stats_.*",site="{site}"}}')}
+    assert {"sink_stats_points_in", "sink_stats_points_written", "sink_stats_spool_bytes",
+            "sink_stats_spool_full", "sink_stats_points_dropped"} <= names
+    assert "sink_stats_writer" not in names and "sink_stats_last_error" not in names  # text is not a metric

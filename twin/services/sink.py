@@ -92,6 +92,7 @@ class SinkService:
         mirror_s: float = 0.0,
         stats_every_s: float = 5.0,
         max_inflight: int = 1,
+        stats_to_db_s: float = 0.0,
     ) -> None:
         self.site = site
         self.topics = Topics(site)
@@ -103,6 +104,9 @@ class SinkService:
         self.max_inflight = max_inflight
         self.mirror_s = mirror_s
         self.stats_every_s = stats_every_s
+        #: > 0: every this many seconds the stats also go to the database (``sink_stats``), through the same
+        #: buffer, retries and spool as every other line, so Grafana can show the sink's health and history
+        self.stats_to_db_s = stats_to_db_s
         self.backoff = Backoff(backoff_base_s, backoff_max_s)
         self.pending: deque[str] = deque()
         self.lines_in = 0
@@ -422,9 +426,13 @@ class SinkService:
 
     async def _report(self) -> None:
         last_log = 0.0
+        last_db = time.monotonic()
         while True:
-            await asyncio.sleep(self.stats_every_s)
+            await asyncio.sleep(min(self.stats_every_s, self.stats_to_db_s or self.stats_every_s))
             s = self._publish_stats()
+            if self.stats_to_db_s > 0 and time.monotonic() - last_db >= self.stats_to_db_s:
+                last_db = time.monotonic()
+                self.add([lineproto.sink_stats_line(self.site, s)])
             if time.monotonic() - last_log >= 60:
                 last_log = time.monotonic()
                 log.info("sink: %d written, %d retried, %d spooled, %d dropped, %d dead-lettered; spool %d lines "
