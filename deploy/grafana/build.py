@@ -157,6 +157,13 @@ def _band(upper: str, lower: str) -> list[Json]:
     ]
 
 
+def _per_window(measurement: str, counters: tuple[str, ...]) -> str:
+    """How much counters (totals since a service started) grew in each window of the graph."""
+    return flux(measurement, counters, window=False,
+                tail="  |> difference(nonNegative: true)\n"
+                     "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")
+
+
 def _last_stat(measurement: str, name: str) -> str:
     return flux(measurement, (name,), window=False, tail="  |> last()\n")
 
@@ -308,23 +315,17 @@ def data_quality() -> Board:
     b.add("timeseries", "Stale assets and active alarms",
           [flux("plant_state", ("stale_count", "alarms_active"), fn="max")], w=12, h=8)
     b.add("timeseries", "Dead letters, duplicates, gaps, late and dropped messages (per window)",
-          [flux("plant_state", counters, window=False, keep=("_time", "_value", "_field"),
-                tail="  |> difference(nonNegative: true)\n"
-                     "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")],
+          [_per_window("plant_state", counters)],
           w=12, h=8, description="increase of the state service's counters since start; dead letters are "
                                  "msgs_rejected (each one is on the twin/deadletter topic with its "
                                  "reason); msgs_dropped: incoming queue full (overload)")
     b.add("timeseries", "Messages in per window",
-          [flux("plant_state", ("msgs_in",), window=False,
-                tail="  |> difference(nonNegative: true)\n"
-                     "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")], w=12, h=8)
+          [_per_window("plant_state", ("msgs_in",))], w=12, h=8)
     b.add("timeseries", "GPUs reporting", [flux("plant_state", ("gpus_reporting", "gpus_total"), fn="min")],
           w=12, h=8)
     sink = ("points_written", "points_spooled", "points_retried", "points_dropped", "points_deadlettered")
     b.add("timeseries", "Sink: points written, spooled, retried, dropped, dead-lettered (per window)",
-          [flux("sink_stats", sink, window=False, keep=("_time", "_value", "_field"),
-                tail="  |> difference(nonNegative: true)\n"
-                     "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n")],
+          [_per_window("sink_stats", sink)],
           w=12, h=8, description="the sink's own stats (measurement sink_stats, every TWIN_SINK_STATS_S, 60 s by "
                                  "default); spooled: the database was unreachable, the lines wait on disk; "
                                  "dropped: lost (spool full)")
