@@ -63,34 +63,26 @@ class FrameEncoder:
         for topic in (*self.feeder_topics, *self.exch_topics, self.ambient_topic):
             self.other_seq[topic] = k
 
+    def _due(self, k: int, every: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The CDUs and racks that report at step ``k``: each ``every`` steps, index ``k`` modulo ``every``
+        (None: all of them)."""
+        if every == 1:
+            return None, None
+        cdus, racks = np.arange(len(self.cdu_topics)), np.arange(self.plant.n_racks)
+        return cdus[cdus % every == k % every], racks[racks % every == k % every]
+
     def step(self, f: SimFrame, k: int, every: int = 1) -> list[tuple[str, bytes]]:
         """Step ``k``'s messages: the site's (feeders, exchangers, weather) every step; with ``every``
         > 1 only the CDUs and racks whose index is ``k`` modulo ``every``."""
-        out = list(self.site(f))
-        if every == 1:
-            out += self.cdus(f)
-            out += self.racks(f)
-        else:
-            cdus = np.arange(len(self.cdu_topics))
-            racks = np.arange(self.plant.n_racks)
-            out += self.cdus(f, cdus[cdus % every == k % every])
-            out += self.racks(f, racks[racks % every == k % every])
-        return out
+        cdus, racks = self._due(k, every)
+        return [*self.site(f), *self.cdus(f, cdus), *self.racks(f, racks)]
 
     def step_lines(self, f: SimFrame, k: int, every: int = 1) -> list[bytes]:
         """:meth:`step` as telemetry-log lines (``t`` = the frame's ``ts``, QoS 1, not retained)."""
+        cdus, racks = self._due(k, every)
         head = b'{"t":' + orjson.dumps(f.ts) + b',"topic":'
-        small = list(self.site(f))
-        which = None
-        if every == 1:
-            small += self.cdus(f)
-        else:
-            cdus = np.arange(len(self.cdu_topics))
-            small += self.cdus(f, cdus[cdus % every == k % every])
-            racks = np.arange(self.plant.n_racks)
-            which = racks[racks % every == k % every]
-        lines = [head + _topic_json(t) + b',"qos":1,"retain":false,"payload":' + p + b"}\n" for t, p in small]
-        return lines + self.rack_lines(f, which)
+        return [head + _topic_json(t) + b',"qos":1,"retain":false,"payload":' + p + b"}\n"
+                for t, p in (*self.site(f), *self.cdus(f, cdus))] + self.rack_lines(f, racks)
 
     def _seq(self, topic: str) -> int:
         s = self.other_seq.get(topic, 0)
@@ -98,24 +90,17 @@ class FrameEncoder:
         return s
 
     def racks(self, f: SimFrame, which: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
-        idx, power, util, temp, aux, seqs = self._rack_figures(f, which)
-        for k, i in enumerate(idx.tolist()):
-            yield self.rack_topics[i], orjson.dumps({
-                "ts": f.ts, "seq": seqs[k], "source": self.source,
-                "gpu_power_w": power[k], "gpu_util": util[k], "gpu_temp_c": temp[k], "aux_power_w": aux[k],
-            }, option=_NP)
+        for topic, payload in self._rack_payloads(f, which):
+            yield topic, orjson.dumps(payload, option=_NP)
 
     def rack_lines(self, f: SimFrame, which: np.ndarray | None = None) -> list[bytes]:
         """:meth:`racks` as telemetry-log lines (``t`` = the frame's ``ts``, QoS 1, not retained):
         one ``orjson.dumps`` a line, the same bytes as :func:`log_line` of each message."""
-        idx, power, util, temp, aux, seqs = self._rack_figures(f, which)
-        return [orjson.dumps({"t": f.ts, "topic": self.rack_topics[i], "qos": 1, "retain": False, "payload": {
-                    "ts": f.ts, "seq": seqs[k], "source": self.source,
-                    "gpu_power_w": power[k], "gpu_util": util[k], "gpu_temp_c": temp[k], "aux_power_w": aux[k],
-                }}, option=_NP) + b"\n" for k, i in enumerate(idx.tolist())]
+        return [orjson.dumps({"t": f.ts, "topic": topic, "qos": 1, "retain": False, "payload": payload},
+                             option=_NP) + b"\n" for topic, payload in self._rack_payloads(f, which)]
 
-    def _rack_figures(self, f: SimFrame, which: np.ndarray | None) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[float], list[int]]:
+    def _rack_payloads(self, f: SimFrame, which: np.ndarray | None) -> list[tuple[str, dict[str, object]]]:
+        """Each reporting rack's topic and message (GPU figures as numpy rows, as orjson writes them)."""
         idx = np.arange(self.plant.n_racks) if which is None else which
         power = np.round(f.gpu_power_w[idx], 1)
         util = np.round(f.gpu_util[idx], 2)  # DCGM reports whole percent
@@ -123,7 +108,9 @@ class FrameEncoder:
         aux = np.round(f.aux_power_w[idx], 1).astype(np.float64).tolist()
         seqs = self.rack_seq[idx].tolist()
         self.rack_seq[idx] += 1
-        return idx, power, util, temp, aux, seqs
+        return [(self.rack_topics[i], {"ts": f.ts, "seq": seqs[k], "source": self.source, "gpu_power_w": power[k],
+                                       "gpu_util": util[k], "gpu_temp_c": temp[k], "aux_power_w": aux[k]})
+                for k, i in enumerate(idx.tolist())]
 
     def cdus(self, f: SimFrame, which: np.ndarray | None = None) -> Iterator[tuple[str, bytes]]:
         idx = np.arange(len(self.cdu_topics)) if which is None else which

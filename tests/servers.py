@@ -20,6 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from twin.lineproto import ts_ns
+
 __all__ = ["MosquittoServer", "VictoriaMetricsServer", "free_port", "wait_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -148,6 +150,12 @@ class VictoriaMetricsServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    @staticmethod
+    def stored_ms(ts: float) -> int:
+        """The millisecond timestamp VictoriaMetrics keeps for a point the sink wrote at ``ts``: the line's
+        nanoseconds truncated, not rounded (a fractional heartbeat ``ts`` such as .1236 s differs)."""
+        return ts_ns(ts) // 1_000_000
 
     def export(self, match: str) -> list[dict[str, object]]:
         """``/api/v1/export`` for a series selector, e.g. ``{__name__=~"plant_state.*"}``."""

@@ -144,7 +144,7 @@ def test_a_database_outage_in_the_middle_of_twin_up_loses_no_point(
     states = sorted(json.loads(ln)["ts"] for ln in seen if ln.strip())
     assert len(states) >= 30
     # the all-in-one stop cancels state and sink together: the last heartbeat may still be in flight
-    want = [round(ts * 1000) for ts in states if ts <= states[-1] - 2]
+    want = [victoria.stored_ms(ts) for ts in states if ts <= states[-1] - 2]
     got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
                                 lambda s: bool(s) and set(want) <= set(s[0]["timestamps"]), 30)
     assert len(got) == 1

@@ -14,7 +14,6 @@ import pytest
 from adapters.mqtt import Bus
 from tests.conftest import REPO
 from tests.servers import MosquittoServer, VictoriaMetricsServer, env_with_venv
-from twin.lineproto import ts_ns
 from twin.plant import Plant, load_plant
 from twin.services.sim import SimService
 from twin.services.state import StateService
@@ -196,9 +195,8 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
         if not payload:
             continue
         ts = json.loads(payload)["ts"]
-        # every state, tick (whole seconds) or heartbeat (fractional ts), as VictoriaMetrics stores its time:
-        # the line's nanoseconds truncated to milliseconds (rounding instead once made a heartbeat look lost)
-        (hall_ts if topic.count("/") == 4 else plant_ts).add(ts_ns(ts) // 1_000_000)
+        # every state, tick (whole seconds) or heartbeat (fractional ts), at the time VictoriaMetrics keeps
+        (hall_ts if topic.count("/") == 4 else plant_ts).add(victoria.stored_ms(ts))
     assert len(plant_ts) >= 80, (len(plant_ts), len(hall_ts), len(seen), out[-2500:])
     last = max(plant_ts)
     want = {t for t in plant_ts if t <= last - 2000}  # the all-in-one stop may cut the very last ones

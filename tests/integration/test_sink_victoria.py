@@ -208,7 +208,7 @@ def test_fractional_state_times_are_stored_as_nanoseconds_truncated_to_ms(victor
     writer(victoria).write_sync(lines)
     got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
                                 lambda s: bool(s) and len(s[0]["timestamps"]) == 4, 30)
-    assert stamps(got) == [lineproto.ts_ns(t) // 1_000_000 for t in tss]
+    assert stamps(got) == [lineproto.ts_ns(t) // 1_000_000 for t in tss] == [victoria.stored_ms(t) for t in tss]
     assert stamps(got) != sorted(round(t * 1000) for t in tss)  # .1236 s and 1.9996 s would round up
 
 

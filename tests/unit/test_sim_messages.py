@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from adapters.telemetry_log import encode_line, iter_log
-from sims.messages import FrameEncoder
+from sims.messages import FrameEncoder, log_line
 from sims.plant_sim import PlantSim
 from twin.ingest import Decoded, Decoder
 from twin.plant import Plant
 from twin.services import sim_log
 from twin.services.sim import SimService
-from twin.services.sim_log import log_line, write_log
+from twin.services.sim_log import write_log
 
 
 def test_every_message_of_a_full_plant_frame_is_valid_telemetry(phase1: Plant) -> None:

@@ -36,13 +36,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twin.bench.servers import mosquitto_server, victoria_metrics
+from twin.bench.servers import mosquitto_server, stop_process, victoria_metrics, victoria_timestamps
 
 __all__ = ["expected_counts", "register", "run", "verify_log"]
 
@@ -161,17 +159,6 @@ def _tail(log: Path, n: int = 2000) -> str:
         return ""
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 def _wait_for(cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
               log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
@@ -220,12 +207,6 @@ class _Watcher:
 
 def _online(watcher: _Watcher, service: str) -> Callable[[], bool]:
     return lambda: service in watcher.online
-
-
-def _vm_timestamps(url: str, match: str) -> list[int]:
-    data = urllib.parse.urlencode({"match[]": match}).encode()
-    with urllib.request.urlopen(f"{url}/api/v1/export", data=data, timeout=120) as r:
-        return [t for ln in r.read().decode().splitlines() if ln.strip() for t in json.loads(ln)["timestamps"]]
 
 
 # ----------------------------------------------------------------------------- the run
@@ -281,7 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sim_rc = sim.wait(timeout=max(600.0, 20 * nominal))
         sim_s = time.monotonic() - t0
         if sim_rc != 0:
-            _stop(recorder)
+            stop_process(recorder)
             raise RuntimeError(f"twin sim failed ({sim_rc}): {_tail(sim_log)}")
         try:  # the recorder stops by itself at --count; give it time to drain what the broker holds for it
             recorder.wait(timeout=max(120.0, sim_s))
@@ -351,17 +332,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stored: list[int] = []
                 deadline = time.monotonic() + 180
                 while time.monotonic() < deadline:
-                    stored = _vm_timestamps(vm, match)
+                    stored = victoria_timestamps(vm, match)
                     grid = {t for t in stored if start * 1000 <= t <= last_ts * 1000 and (t - start * 1000)
                             % round(step * 1000) == 0}
                     if len(grid) >= steps:
                         break
                     time.sleep(2)
-                forecast_points = len(_vm_timestamps(vm, f'{{__name__="forecast_mean",site="{site}"}}'))
-                hall_points = len(_vm_timestamps(vm, f'{{__name__="hall_state_it_mw",site="{site}"}}'))
+                forecast_points = len(victoria_timestamps(vm, f'{{__name__="forecast_mean",site="{site}"}}'))
+                hall_points = len(victoria_timestamps(vm, f'{{__name__="hall_state_it_mw",site="{site}"}}'))
             finally:
                 for proc in services.values():
-                    _stop(proc)
+                    stop_process(proc)
                 watcher.close()
     counters = {k: state.get(k) for k in ("msgs_in", "seq_gaps", "msgs_duplicate", "msgs_rejected", "msgs_dropped",
                                           "msgs_late", "gpus_reporting", "gpus_total")}

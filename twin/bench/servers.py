@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MOSQUITTO", "VICTORIA", "free_port", "mosquitto_server", "victoria_metrics"]
+__all__ = ["MOSQUITTO", "VICTORIA", "free_port", "mosquitto_server", "stop_process", "victoria_metrics",
+           "victoria_timestamps"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -23,14 +26,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM, then SIGKILL after ``grace_s``."""
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> int | None:
+    """SIGTERM (if still running), then SIGKILL after ``grace_s``; the exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def victoria_timestamps(url: str, match: str, timeout: float = 120.0) -> list[int]:
+    """Every stored timestamp (ms) of the series ``match`` selects, through VictoriaMetrics' export API."""
+    data = urllib.parse.urlencode({"match[]": match}).encode()
+    with urllib.request.urlopen(f"{url}/api/v1/export", data=data, timeout=timeout) as r:
+        return [t for ln in r.read().decode().splitlines() if ln.strip() for t in json.loads(ln)["timestamps"]]
 
 
 @contextlib.contextmanager
@@ -55,7 +67,7 @@ def mosquitto_server(workdir: Path) -> Iterator[int]:
                 time.sleep(0.05)
         yield port
     finally:
-        _stop(proc, 10)
+        stop_process(proc, 10)
 
 
 @contextlib.contextmanager
@@ -82,4 +94,4 @@ def victoria_metrics(workdir: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        _stop(proc, 30)
+        stop_process(proc, 30)

@@ -22,12 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from twin.bench.servers import mosquitto_server, victoria_metrics
+from twin.bench.servers import mosquitto_server, victoria_metrics, victoria_timestamps
 
 __all__ = ["register", "run"]
 
@@ -66,9 +64,7 @@ def _watch(port: int, site: str, states: list[dict[str, Any]], stop: threading.E
 
 
 def _vm_count(url: str, site: str) -> int:
-    data = urllib.parse.urlencode({"match[]": f'{{__name__="plant_state_it_mw",site="{site}"}}'}).encode()
-    with urllib.request.urlopen(f"{url}/api/v1/export", data=data, timeout=60) as r:
-        return sum(len(json.loads(ln)["timestamps"]) for ln in r.read().decode().splitlines() if ln.strip())
+    return len(victoria_timestamps(url, f'{{__name__="plant_state_it_mw",site="{site}"}}', timeout=60))
 
 
 def _growth(samples: list[float]) -> float | None:

@@ -124,19 +124,21 @@ def _cmd(args: argparse.Namespace) -> int:
     return run_until_stopped(main)
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGINT and SIGTERM set: a blocking loop checks it between steps and ends cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    return stop
+
+
 def _run_fast(sim: SimService, settings: Settings, url: str, args: argparse.Namespace) -> int:
     """Faster than real time: the lean blocking publisher (the asyncio Bus carries ~1.7x the full plant)."""
     pub = FastPublisher(parse_broker_url(url), username=settings.mqtt_username,
                         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
                         ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
                         key_file=settings.mqtt_key_file)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    stop = _stop_on_signals()
     try:
         with pub:
             sim.run_blocking(pub, duration_s=args.duration, stop=stop)
@@ -150,14 +152,8 @@ def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: in
     step = args.step or scenario.step
     duration = args.duration or scenario.duration
     show = not args.no_progress and sys.stderr.isatty()
-    stop = threading.Event()
+    stop = _stop_on_signals()
     done = [0.0]
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     with Progress(TextColumn(f"[bold]{scenario.name}[/] → {args.out}"), BarColumn(),
                   TextColumn("{task.fields[sim]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   disable=not show, transient=False) as bar:

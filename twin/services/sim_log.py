@@ -32,18 +32,18 @@ from pathlib import Path
 import numpy as np
 from isal import isal_zlib as _deflate
 
-from sims.messages import FrameEncoder, log_line
+from adapters.telemetry_log import ISAL_MAX_LEVEL
+from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim, SimFrame
 from sims.scenario import Scenario
 from twin.plant import Plant
 
-DEFLATE = "isal"  # ISA-L's deflate, levels 0-3
-MAX_LEVEL = 3
+__all__ = ["DEFLATE", "default_jobs", "steps_per_chunk", "write_log"]
 
-__all__ = ["DEFLATE", "log_line", "steps_per_chunk", "write_log"]
-
+DEFLATE = "isal"  # what compresses the members (reported by ``twin bench sim``)
 #: Messages per chunk (one gzip member; a worker's unit of work): ~24 MB of JSON for phase 1.
 CHUNK_MESSAGES = 20_000
+
 
 def steps_per_chunk(plant: Plant, rack_every: int) -> int:
     """Steps per chunk: about :data:`CHUNK_MESSAGES` messages (fixed by the plant, not the machine)."""
@@ -63,13 +63,9 @@ class _ChunkEncoder:
     def __call__(self, k0: int, frames: list[SimFrame]) -> tuple[bytes, int]:
         enc = self.encoder
         enc.seek(k0, self.rack_every)
-        parts: list[bytes] = []
-        n = 0
-        for j, f in enumerate(frames):
-            lines = enc.step_lines(f, k0 + j, self.rack_every)
-            parts += lines
-            n += len(lines)
-        data = b"".join(parts)
+        lines = [line for j, f in enumerate(frames) for line in enc.step_lines(f, k0 + j, self.rack_every)]
+        data = b"".join(lines)
+        n = len(lines)
         if self.level is None:
             return data, n
         z = _deflate.compressobj(self.level, _deflate.DEFLATED, 31)  # 31: a gzip member, mtime 0, no name
@@ -122,7 +118,7 @@ def write_log(plant: Plant, out: str | Path, *, start_ts: float, duration_s: flo
     to there. Returns the number of messages written.
     """
     rack_every = max(1, rack_every)
-    level = min(max(compresslevel, 0), MAX_LEVEL) if str(out).endswith(".gz") else None
+    level = min(max(compresslevel, 0), ISAL_MAX_LEVEL) if str(out).endswith(".gz") else None
     jobs = default_jobs() if jobs is None else max(1, jobs)
     sim = PlantSim(plant, seed=seed, start_ts=start_ts, scenario=scenario)
     n_steps = int(np.ceil(duration_s / step_s - 1e-9))

@@ -104,8 +104,8 @@ class SinkService:
         self.max_inflight = max_inflight
         self.mirror_s = mirror_s
         self.stats_every_s = stats_every_s
-        #: > 0: every this many seconds the stats also go to the database (``sink_stats``), through the same
-        #: buffer, retries and spool as every other line, so Grafana can show the sink's health and history
+        #: > 0: the stats also go to the database (``sink_stats``) every this many seconds (at a report), through
+        #: the same buffer, retries and spool as every other line, so Grafana can show the sink's health
         self.stats_to_db_s = stats_to_db_s
         self.backoff = Backoff(backoff_base_s, backoff_max_s)
         self.pending: deque[str] = deque()
@@ -428,7 +428,7 @@ class SinkService:
         last_log = 0.0
         last_db = time.monotonic()
         while True:
-            await asyncio.sleep(min(self.stats_every_s, self.stats_to_db_s or self.stats_every_s))
+            await asyncio.sleep(self.stats_every_s)
             s = self._publish_stats()
             if self.stats_to_db_s > 0 and time.monotonic() - last_db >= self.stats_to_db_s:
                 last_db = time.monotonic()
