@@ -151,6 +151,13 @@ class VictoriaMetricsServer:
         self.stop()
         self.start()
 
+    def outage(self, after_s: float, for_s: float) -> None:
+        """Wait ``after_s``, then be down (SIGTERM) for ``for_s`` and come back on the same port and data."""
+        time.sleep(after_s)
+        self.stop()
+        time.sleep(for_s)
+        self.start()
+
     @staticmethod
     def stored_ms(ts: float) -> int:
         """The millisecond timestamp VictoriaMetrics keeps for a point the sink wrote at ``ts``: the line's

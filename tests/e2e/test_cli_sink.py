@@ -128,10 +128,7 @@ def test_a_database_outage_in_the_middle_of_twin_up_loses_no_point(
                            "--no-view", "--log-level", "WARNING"],
                           env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        time.sleep(12)
-        victoria.stop()
-        time.sleep(15)
-        victoria.start()
+        victoria.outage(after_s=12, for_s=15)
         out = up.communicate(timeout=120)[0].decode()
     finally:
         if up.poll() is None:

@@ -176,10 +176,7 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
                           env=env_with_venv() | {"TWIN_INFLUX_TOKEN": "t"}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        time.sleep(20)
-        victoria.stop()
-        time.sleep(60)
-        victoria.start()
+        victoria.outage(after_s=20, for_s=60)
         out = up.communicate(timeout=240)[0].decode()
     finally:
         if up.poll() is None:
