@@ -32,12 +32,17 @@ from pydantic import SecretStr
 
 from twin.errors import ConfigError
 
-__all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "parse_broker_url"]
+__all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "is_redelivery", "parse_broker_url"]
 
 log = logging.getLogger("twin.bus")
 
 Message = aiomqtt.Message
 Protocol = Literal["auto", "5", "3.1.1"]
+
+
+def is_redelivery(msg: aiomqtt.Message) -> bool:
+    """The MQTT dup flag: the broker (or a publisher) sends this message again."""
+    return bool(getattr(msg, "dup", False))
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,13 @@ class _Client(aiomqtt.Client):
                     properties: Any = None) -> None:
         self.session_present = bool(getattr(flags, "session_present", False))
         super()._on_connect(client, userdata, flags, reason_code, properties)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # aiomqtt's message, plus the MQTT dup flag (the broker sends it again): read by :func:`is_redelivery`
+        m = aiomqtt.Message._from_paho_message(message)
+        m.dup = bool(message.dup)  # type: ignore[attr-defined]
+        with contextlib.suppress(asyncio.QueueFull):  # counted by _CountingQueue
+            self._queue.put_nowait(m)
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # aiomqtt's own _on_socket_open, with a reader that drains the socket (not one packet per wake-up)

@@ -195,6 +195,10 @@ class PlantState(_Output):
         default=0, ge=0, description="dead letters not published because their rate limit was exceeded")
     heat_demand_mw: float | None = Field(
         default=None, description="sum over exchangers of demand_kw / 1000 (what the offtakers ask for), MW")
+    heartbeat: bool = Field(
+        default=False, description="true: no telemetry arrived for this tick; published while telemetry is silent "
+        "so that silent assets turn stale. A state of the same ts made from telemetry that arrives later "
+        "replaces it")
 
 
 class HallState(_Output):

@@ -115,6 +115,7 @@ def _tag(v: str) -> str:
 def plant_state_line(site: str, s: PlantState) -> str:
     parts = _fields_of(s, _PLANT_FIELDS)
     parts.append(f"stale_count={len(s.stale)}i")
+    parts.append("heartbeat=" + ("true" if s.heartbeat else "false"))  # always: a tick replaces its heartbeat
     return f"plant_state,site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
 
 

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "snapshot_path"]
+__all__ = ["Settings", "journal_options", "load_settings", "snapshot_path"]
 
 
 class Settings(BaseSettings):
@@ -50,12 +50,14 @@ class Settings(BaseSettings):
                                 "sink_stats) every N s; 0: never")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
     snapshot_every_s: float = Field(
-        default=10.0, gt=0, description="state snapshot period (warm restart); received messages are "
-        "acknowledged to the broker once a snapshot holds them")
+        default=10.0, gt=0, description="state snapshot period (warm restart); each snapshot truncates the journal")
     snapshot: bool = Field(default=True, description="save and restore state snapshots under data_dir/state")
-    ack_after_snapshot: bool = Field(
-        default=True, description="the state service acknowledges telemetry only once a snapshot holds it "
-        "(needs the broker to allow that many unacknowledged messages: mosquitto max_inflight_messages 0)")
+    journal_fsync: str = Field(
+        default="1s", description="the state service's journal (received telemetry, acknowledged once written): "
+        "always (fsync before every acknowledgement), 1s (fsync once a second), never (the OS decides), off (no "
+        "journal: telemetry acknowledged on receipt, a crash loses what came after the last snapshot)")
+    journal_max_mb: float = Field(default=256.0, gt=0, description="bound of the journal, MiB: at the bound the "
+                                  "state service snapshots at once, which truncates it")
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
     max_future_s: float = Field(default=300.0, ge=0, description="refuse telemetry whose ts is further ahead of "
                                 "the wall clock at receipt, s; 0: no check")
@@ -85,6 +87,13 @@ class Settings(BaseSettings):
             setattr(self, secret, SecretStr(text))
         return self
 
+    @field_validator("journal_fsync")
+    @classmethod
+    def _fsync(cls, v: str) -> str:
+        if v not in ("always", "1s", "never", "off"):
+            raise ValueError("must be one of always, 1s, never, off")
+        return v
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
@@ -96,6 +105,12 @@ class Settings(BaseSettings):
 
 def snapshot_path(settings: Settings, site: str) -> Path | None:
     return settings.data_dir / "state" / f"{site}.npz" if settings.snapshot else None
+
+
+def journal_options(settings: Settings) -> dict[str, Any]:
+    """The StateService keywords of the journal settings."""
+    fsync = None if settings.journal_fsync == "off" else settings.journal_fsync
+    return {"journal_fsync": fsync, "journal_max_bytes": int(settings.journal_max_mb * 1024 * 1024)}
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -36,7 +36,9 @@ def plant_fingerprint(plant: Plant) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
-def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = None) -> None:
+def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = None,
+                  extra: dict[str, object] | None = None) -> None:
+    """``extra``: the service's own metadata (its journal segment, tick clock), returned by :func:`load_snapshot`."""
     model.materialize()
     c = model.counters
     meta = {
@@ -45,6 +47,7 @@ def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
         "times": [model.start_ts, model.now_ts, model.last_snapshot_ts],
         "energy": [model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw, model._last_reuse_mw],
         "seq": [[k[0], k[1], k[2], *v] for k, v in model.seq._streams.items()],
+        **(extra or {}),
     }
     arrays: dict[str, np.ndarray] = {name: getattr(model, name) for name in _ARRAYS}
     if alarms is not None:
@@ -60,8 +63,12 @@ def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
     os.replace(tmp, path)
 
 
-def load_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = None) -> str | None:
-    """Restore into a fresh model; return None on success, else why the snapshot was not used."""
+def load_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = None,
+                  meta_out: dict[str, object] | None = None) -> str | None:
+    """Restore into a fresh model; return None on success, else why the snapshot was not used.
+
+    ``meta_out`` receives the snapshot's metadata (with what ``extra`` held when it was saved).
+    """
     if not path.exists():
         return f"no snapshot at {path}"
     try:
@@ -78,10 +85,14 @@ def load_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
                         b.restore({k: z[v] for k, v in keys.items()})
     except (OSError, ValueError, KeyError) as e:
         return f"snapshot {path} could not be read ({e}); starting empty"
+    if meta_out is not None:
+        meta_out.update(meta)
     c = model.counters
     c.msgs_in, c.msgs_rejected, c.msgs_duplicate, c.msgs_late, c.seq_gaps = meta["counters"]
     model.start_ts, model.now_ts, model.last_snapshot_ts = meta["times"]
     (model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw,
      model._last_reuse_mw) = meta["energy"]
-    model.seq._streams = {(d, int(i), src): (int(a), int(b), int(f)) for d, i, src, a, b, f in meta["seq"]}
+    # a stream is [domain, index, source, last, seen, first, newest ts]; snapshots before the ts have 6 items
+    model.seq._streams = {(s[0], int(s[1]), s[2]): (int(s[3]), int(s[4]), int(s[5]),
+                                                   float(s[6]) if len(s) > 6 else -np.inf) for s in meta["seq"]}
     return None

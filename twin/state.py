@@ -35,41 +35,44 @@ class Counters:
 class SeqTracker:
     """Per-stream seq bookkeeping: drops duplicates (QoS 1 redelivery), counts gaps and late arrivals.
 
-    A stream is one (domain, asset, source). The newest seq and a 64-bit map of the
-    seqs seen just below it tell a redelivered message from one that arrives late.
+    A stream is one (domain, asset, source). It keeps the newest seq, a 64-bit map of the
+    seqs seen just below it, the lowest seq heard and the newest event time ``ts``. The rules:
+
+    - a seq above the newest is new data (the seqs skipped count as gaps);
+    - a seq at or below the newest with a ``ts`` newer than the stream's newest, on a first
+      delivery (no MQTT dup flag), is a publisher restart: the stream starts again there,
+      whatever the old seq was;
+    - otherwise (an older ``ts``, or the dup flag) it is a redelivery or a late message: a
+      duplicate when its bit is set or it lies below the window, else late (it fills a gap).
+      The caller never lets such a message roll a value back in time.
     """
 
     counters: Counters
-    _streams: dict[tuple[str, int, str], tuple[int, int, int]] = field(default_factory=dict)
+    _streams: dict[tuple[str, int, str], tuple[int, int, int, float]] = field(default_factory=dict)
+    restarts: int = 0  # publisher restarts recognised
 
-    def accept(self, key: tuple[str, int, str], seq: int) -> bool:
+    def accept(self, key: tuple[str, int, str], seq: int, ts: float = -np.inf, dup: bool = False) -> bool:
         """Return False for a duplicate; update gap and late counters."""
         prev = self._streams.get(key)
         if prev is None:
-            self._streams[key] = (seq, 0, seq)
+            self._streams[key] = (seq, 0, seq, ts)
             return True
-        last, seen, first = prev  # bit k of seen: seq last-1-k was received; first: lowest seq heard
+        last, seen, first, newest = prev  # bit k of seen: seq last-1-k was received; first: lowest seq heard
         if seq > last:
             shift = seq - last
             self.counters.seq_gaps += shift - 1
             seen = ((seen << shift) | (1 << (shift - 1))) & ((1 << _WINDOW) - 1) if shift <= _WINDOW else 0
-            self._streams[key] = (seq, seen, first)
+            self._streams[key] = (seq, seen, first, max(newest, ts))
             return True
-        if seq == last:
-            self.counters.msgs_duplicate += 1
-            return False
+        if ts > newest and not dup:  # the seq went down while time moved on: the publisher restarted
+            self.restarts += 1
+            self._streams[key] = (seq, 0, seq, ts)
+            return True
         k = last - 1 - seq
-        if k >= _WINDOW:
-            # far below the window: a publisher restart (seq reset to 0) or an ancient message.
-            if seq < _WINDOW:
-                self._streams[key] = (seq, 0, seq)
-                return True
+        if seq == last or k >= _WINDOW or seen >> k & 1:  # a redelivery (or an ancient message)
             self.counters.msgs_duplicate += 1
             return False
-        if seen >> k & 1:
-            self.counters.msgs_duplicate += 1
-            return False
-        self._streams[key] = (last, seen | (1 << k), min(first, seq))
+        self._streams[key] = (last, seen | (1 << k), min(first, seq), newest)
         self.counters.msgs_late += 1
         if seq > first:  # a late arrival fills a gap counted earlier
             self.counters.seq_gaps -= 1
@@ -142,15 +145,17 @@ class StateModel:
 
     # ------------------------------------------------------------------ ingest
 
-    def apply(self, d: Decoded) -> bool:
+    def apply(self, d: Decoded, dup: bool = False) -> bool:
         """Apply one decoded message; False when it was a duplicate or older than what is held.
+
+        ``dup``: the MQTT dup flag (the broker sends the message again).
 
         O(GPUs in the message) with Python builtins; the per-GPU rows are copied into the
         numpy arrays in one batch per snapshot (:meth:`materialize`).
         """
         m = d.msg
         self.counters.msgs_in += 1
-        if not self.seq.accept((d.domain, d.index, m.source), m.seq):
+        if not self.seq.accept((d.domain, d.index, m.source), m.seq, m.ts, dup):
             return False
         ts, i, domain = m.ts, d.index, d.domain
         if self.start_ts is None:

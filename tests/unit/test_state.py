@@ -126,17 +126,43 @@ def test_same_seq_from_another_source_is_not_a_duplicate(tiny: tuple[StateModel,
     assert feed(model, dec, (topic, payload), (topic, other)) == [True, True]
 
 
-def test_seq_tracker_counts_gaps_late_fills_and_restarts() -> None:
+def test_seq_tracker_counts_gaps_late_fills_and_redeliveries() -> None:
     c = Counters()
     t = SeqTracker(c)
     k = ("gpu", 0, "sim")
-    assert [t.accept(k, s) for s in (0, 1, 4, 2, 2, 3, 5)] == [True, True, True, True, False, True, True]
+    # ts follows seq (1 s a message), as a publisher sends them
+    assert [t.accept(k, s, T0 + s) for s in (0, 1, 4, 2, 2, 3, 5)] == [True, True, True, True, False, True, True]
     assert c.seq_gaps == 0 and c.msgs_late == 2 and c.msgs_duplicate == 1
-    assert t.accept(k, 10) and c.seq_gaps == 4
-    assert not t.accept(k, 0)  # seq 0 within the window was seen: a redelivery
-    assert t.accept(k, 200) and c.seq_gaps == 4 + 189
-    assert t.accept(k, 0)  # publisher restart: far below the window and near 0
-    assert t.accept(k, 1) and c.seq_gaps == 4 + 189
+    assert t.accept(k, 10, T0 + 10) and c.seq_gaps == 4
+    assert not t.accept(k, 0, T0)  # seq 0 within the window was seen: a redelivery
+    assert t.accept(k, 200, T0 + 200) and c.seq_gaps == 4 + 189
+    # a redelivery far below the window, seq near 0, older ts: a duplicate, not a publisher restart
+    assert not t.accept(k, 0, T0) and not t.accept(k, 3, T0 + 3) and c.msgs_duplicate == 4
+    assert t.restarts == 0 and c.seq_gaps == 4 + 189
+
+
+def test_seq_tracker_redelivery_with_the_dup_flag_is_a_duplicate_at_any_distance() -> None:
+    c = Counters()
+    t = SeqTracker(c)
+    k = ("gpu", 0, "sim")
+    assert all(t.accept(k, s, T0 + s) for s in range(400))
+    # the broker sends 1..400 again after its restart; even a newer ts with the dup flag is no restart
+    assert not any(t.accept(k, s, T0 + s, dup=True) for s in range(400))
+    assert not t.accept(k, 5, T0 + 999, dup=True)
+    assert c.msgs_duplicate == 401 and c.msgs_late == 0 and t.restarts == 0
+    assert t._streams[k][0] == 399  # the stream was not reset
+
+
+@pytest.mark.parametrize("old_last", [3, 63, 64, 500, 10_000])
+def test_seq_tracker_publisher_restart_is_recognised_by_ts_whatever_the_old_seq(old_last: int) -> None:
+    c = Counters()
+    t = SeqTracker(c)
+    k = ("gpu", 0, "sim")
+    assert all(t.accept(k, s, T0 + s) for s in range(old_last + 1))
+    later = T0 + old_last + 60  # the restarted publisher numbers from 0 again, at a newer event time
+    assert [t.accept(k, s, later + s) for s in range(5)] == [True] * 5
+    assert t.restarts == 1 and c.msgs_duplicate == 0 and c.seq_gaps == 0 and c.msgs_late == 0
+    assert t._streams[k][0] == 4
 
 
 def test_stale_lists_silent_assets_after_stale_after_s(tiny: tuple[StateModel, Decoder]) -> None:

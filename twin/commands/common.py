@@ -58,6 +58,9 @@ def add_state_options(p: argparse.ArgumentParser) -> None:
                    help="seconds between state snapshots under DATA_DIR/state (default 10)")
     p.add_argument("--no-snapshot", dest="snapshot", action="store_const", const=False,
                    help="neither restore nor save state snapshots (cold start)")
+    p.add_argument("--journal-fsync", dest="journal_fsync", choices=("always", "1s", "never", "off"),
+                   help="the journal of received telemetry under DATA_DIR/state: fsync before each acknowledgement, "
+                        "once a second (default), never (the OS decides), or off (env TWIN_JOURNAL_FSYNC)")
 
 
 def add_data_dir_option(p: argparse.ArgumentParser) -> None:
@@ -73,7 +76,7 @@ def add_influx_options(p: argparse.ArgumentParser) -> None:
 
 _SETTING_KEYS = ("plant", "tick_s", "log_level", "broker", "mqtt_username", "mqtt_ca_file", "mqtt_client_id",
                  "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_org", "influx_bucket",
-                 "sink_mirror_s", "snapshot_every_s", "snapshot")
+                 "sink_mirror_s", "snapshot_every_s", "snapshot", "journal_fsync")
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:

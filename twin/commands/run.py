@@ -25,7 +25,7 @@ from twin.services.aggregate import AggregatorService
 from twin.services.forecast import ForecastService
 from twin.services.sink import SinkService
 from twin.services.state import StateService
-from twin.settings import snapshot_path
+from twin.settings import journal_options, snapshot_path
 from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
@@ -114,11 +114,11 @@ def _state(args: argparse.Namespace) -> int:
         snap = snapshot_path(settings, plant.site.id if not halls else f"{plant.site.id}-{'-'.join(halls)}")
         service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
                                max_future_s=settings.max_future_s or None, snapshot_path=snap,
-                               snapshot_every_s=settings.snapshot_every_s, halls=halls)
+                               snapshot_every_s=settings.snapshot_every_s, halls=halls, **journal_options(settings))
         name = "state" if not halls else f"state-{service.worker_id}"
-        # with snapshots, messages are acknowledged only once a snapshot holds them (redelivered after a crash)
+        # with a journal, messages are acknowledged once journaled (redelivered after a crash before that)
         async with make_bus(settings, url, name, plant.site.id, service.subscriptions, True,
-                            manual_ack=service.snapshot_path is not None and settings.ack_after_snapshot) as bus:
+                            manual_ack=service.journal is not None) as bus:
             task = asyncio.create_task(service.run(bus))
 
             def report() -> None:

@@ -36,7 +36,7 @@ from twin.services.forecast import ForecastService
 from twin.services.sim import SimService
 from twin.services.sink import LineWriter, SinkService
 from twin.services.state import StateService
-from twin.settings import Settings, snapshot_path
+from twin.settings import Settings, journal_options, snapshot_path
 from twin.sinks import make_writer, sink_options
 
 __all__ = ["register"]
@@ -100,14 +100,13 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                            # the in-process simulator runs ahead of the wall clock at --speed > 1
                            max_future_s=(settings.max_future_s or None) if args.speed <= 1 else None,
                            snapshot_path=snapshot_path(settings, plant.site.id),
-                           snapshot_every_s=settings.snapshot_every_s)
+                           snapshot_every_s=settings.snapshot_every_s, **journal_options(settings))
     sink = SinkService(site, writer, **sink_options(settings))
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
     forecast = ForecastService(site)
     enter = stack.enter_async_context
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
-                                     manual_ack=state.snapshot_path is not None and protocol != "3.1.1"
-                                     and settings.ack_after_snapshot))
+                                     manual_ack=state.journal is not None and protocol != "3.1.1"))
     sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol,
                                     manual_ack=protocol != "3.1.1"))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))

@@ -54,6 +54,8 @@ class ForecastService:
         try:
             if topic == self.topics.state:
                 state = PlantState.model_validate_json(payload)
+                if state.heartbeat:  # no telemetry behind it: the models learn from measured ticks only
+                    return []
                 return self.forecaster.on_state(state, list(self.halls.values()))
             h = HallState.model_validate_json(payload)
             self.halls[h.hall] = h

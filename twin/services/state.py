@@ -1,15 +1,20 @@
 """The state service: telemetry in from the bus, PlantState / HallState / dead letters out.
 
 Wiring only: decoding is :mod:`twin.ingest`, the state is :mod:`twin.state`, the
-tick windows are :mod:`twin.ticks`. Messages are handled one by one as they come
-off the bus' bounded queue; outputs go through the bus' outbox so that ingest
-never waits on the network.
+tick windows are :mod:`twin.ticks`, the journal is :mod:`adapters.journal`. Messages
+are taken off the bus' bounded queue in batches (what is there, up to 2,000): each is
+appended to the journal and applied; then the batch is committed to the journal and
+acknowledged to the broker at once, so that a broker's in-flight limit (Mosquitto's
+default 20) never starves the service. A snapshot truncates the journal; at start the
+state is the snapshot plus the journal replayed. Outputs go through the bus' outbox so
+that ingest never waits on the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from adapters.mqtt import Bus
+from adapters.journal import FsyncPolicy, Journal
+from adapters.mqtt import Bus, is_redelivery
 from twin.alarms import AlarmBank, AlarmRule
 from twin.contract import Alarm, DeadLetter, HallState, PlantState, WorkerState
 from twin.errors import ConfigError
@@ -42,7 +48,8 @@ class StateService:
     def __init__(self, plant: Plant, *, tick_s: float = 1.0, max_payload_bytes: int = 64 * 1024,
                  snapshot_path: Path | None = None, snapshot_every_s: float = 10.0,
                  halls: list[str] | None = None, max_future_s: float | None = None,
-                 publish_states: bool = True) -> None:
+                 publish_states: bool = True, journal_fsync: FsyncPolicy | None = "1s",
+                 journal_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.plant = plant
         self.max_future_s = max_future_s  # refuse ts this far ahead of the receive time (None: no check)
         self.topics = Topics(plant.site.id)
@@ -62,16 +69,17 @@ class StateService:
         self.snapshot_path = snapshot_path
         self.snapshot_every_s = snapshot_every_s
         self.restored: str | None = None  # why no snapshot was restored (None: restored)
-        if snapshot_path is not None:
-            self.restored = load_snapshot(snapshot_path, self.model, self.alarms)
-            log.info("warm restart from %s" if self.restored is None else "%s", self.restored or snapshot_path)
         self.last_event_ts: float | None = None
         self.latest: PlantState | None = None
         self.latest_halls: list[HallState] = []
         self.listeners: list[StateListener] = []
         self._bus: Bus | None = None
-        self._unacked: list[tuple[int, int, int]] = []  # applied, not yet in a snapshot: (generation, mid, qos)
-        self.checkpoint_every_msgs = 20_000
+        self._unacked: list[tuple[int, int, int]] = []  # applied and journaled, not yet acked: (generation, mid, qos)
+        self.batch_max = 2000  # messages per journal commit and ack batch
+        self.replayed = 0  # journal records replayed at start
+        self._heartbeat_label: float | None = None  # the newest heartbeat's ts (tick labels after the open window)
+        self._gaps_seen = 0
+        self._gaps_logged_wall = -1e9
         self._last_msg_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
         # bounded dead letters: a token bucket of deadletter_rate per second, deadletter_burst deep
@@ -83,6 +91,13 @@ class StateService:
         self.overload = AlarmBank(AlarmRule("overload", "critical", 0.5, 0.5, True, 0.0,
                                             "state service overloaded: messages dropped since the last state",
                                             clear_debounce_s=30.0), [f"service/{plant.site.id}-state"])
+        # telemetry missing by seq: the broker dropped it (a queue limit) or a publisher lost it
+        self.gaps = AlarmBank(AlarmRule("telemetry_gaps", "warning", 0.5, 0.5, True, 0.0,
+                                        "telemetry missing by seq since the last state (a broker queue limit?)",
+                                        clear_debounce_s=60.0), [f"service/{plant.site.id}-state"])
+        self.journal: Journal | None = None
+        if snapshot_path is not None:
+            self._restore(snapshot_path, journal_fsync, journal_max_bytes)
 
     @property
     def subscriptions(self) -> list[str]:
@@ -99,8 +114,11 @@ class StateService:
 
     # ------------------------------------------------------------ pure-ish core
 
-    def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
-        """Decode and apply one message; emit states for closed tick windows; dead-letter bad input."""
+    def handle(self, topic: str, payload: bytes, received_ts: float, dup: bool = False) -> None:
+        """Decode and apply one message; emit states for closed tick windows; dead-letter bad input.
+
+        ``dup``: the MQTT dup flag (a redelivery); such a message is a duplicate unless its seq is new.
+        """
         d = self.decoder.decode(topic, payload)
         if not isinstance(d, Rejected):
             d = self._check_future(d, received_ts)
@@ -112,7 +130,13 @@ class StateService:
         due = self.clock.on_message(d.msg.ts)
         if due is not None:
             self.emit(due)
-        self.model.apply(d)
+        self.model.apply(d, dup)
+
+    def ingest(self, topic: str, payload: bytes, received_ts: float, dup: bool = False) -> None:
+        """Journal (write-ahead; committed per batch by :meth:`_commit`), then :meth:`handle`."""
+        if self.journal is not None:
+            self.journal.append(topic, payload, received_ts, dup)
+        self.handle(topic, payload, received_ts, dup)
 
     def worker_state(self, s: PlantState) -> WorkerState:
         return WorkerState(ts=s.ts, worker=self.worker_id, halls=self.halls or self.plant.hall_ids,
@@ -133,11 +157,17 @@ class StateService:
         state, halls = self.model.snapshot(ts, integrate=not heartbeat)
         transitions = self.alarms.evaluate(self.model, state)
         dropped = self._bus.dropped if self._bus is not None else 0
-        transitions += self.overload.evaluate(np.array([dropped - self._dropped_seen]), np.array([True]), ts)
+        ok = np.array([True])
+        transitions += self.overload.evaluate(np.array([dropped - self._dropped_seen]), ok, ts)
         self._dropped_seen = dropped
+        gaps = max(self.model.counters.seq_gaps, 0)
+        transitions += self.gaps.evaluate(np.array([gaps - self._gaps_seen]), ok, ts)
+        if gaps > self._gaps_seen:
+            self._log_gaps(gaps - self._gaps_seen, gaps)
+        self._gaps_seen = gaps
         state = state.model_copy(update={
-            "alarms_active": self.alarms.active_count() + int(self.overload.active.sum()),
-            "msgs_dropped": dropped, "deadletters_suppressed": self.deadletters_suppressed})
+            "alarms_active": self.alarms.active_count() + int(self.overload.active.sum()) + int(self.gaps.active.sum()),
+            "msgs_dropped": dropped, "deadletters_suppressed": self.deadletters_suppressed, "heartbeat": heartbeat})
         self.latest, self.latest_halls = state, halls
         self._last_emit_wall = time.monotonic()
         bus = self._bus
@@ -167,13 +197,58 @@ class StateService:
             bus.publish_nowait(topic, b"", qos=1, retain=True)
         log.info("alarm %s", a.message)
 
+    def _log_gaps(self, new: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._gaps_logged_wall < 60:
+            return
+        self._gaps_logged_wall = now
+        log.warning("%d telemetry messages missing by seq (%d since start): the broker dropped them or never got "
+                    "them; if its queue for this service overflows, raise it (Mosquitto: max_queued_messages, "
+                    "default 1000; NATS: max_ack_pending; EMQX: max_mqueue_len)", new, total)
+
+    def _restore(self, path: Path, fsync: FsyncPolicy | None, max_bytes: int) -> None:
+        """Snapshot, then the journal written after it, replayed (with no bus: nothing is published again)."""
+        meta: dict[str, object] = {}
+        self.restored = load_snapshot(path, self.model, self.alarms, meta)
+        log.info("warm restart from %s" if self.restored is None else "%s", self.restored or path)
+        if fsync is None:
+            return
+        journal = Journal(path.with_suffix(".journal"), fsync=fsync, max_bytes=max_bytes)
+        clock = meta.get("clock")
+        if isinstance(clock, list) and clock[0] is not None:
+            self.clock.window, self.clock.dirty = int(clock[0]), bool(clock[1])
+        start = meta.get("journal_segment", 0)
+        if self.restored is not None and path.exists():  # a snapshot refused (another plant): its journal too
+            journal.drop_before(journal.segment)
+        else:
+            for rec in journal.replay(int(start) if isinstance(start, int) else 0):
+                self.handle(rec.topic, rec.payload, rec.received_ts, rec.dup)
+                self.replayed += 1
+        if self.replayed or journal.corrupt_records:
+            log.info("journal: replayed %d messages after the snapshot%s", self.replayed,
+                     f"; {journal.corrupt_bytes} bytes of torn or corrupt records skipped"
+                     if journal.corrupt_records else "")
+        self.journal = journal
+
     def save(self) -> None:
-        """Snapshot the state, then acknowledge the messages it now holds (at least once in, once in the state)."""
-        if self.snapshot_path is not None:
-            save_snapshot(self.snapshot_path, self.model, self.alarms)
-        if self._unacked and self._bus is not None:
-            self._bus.ack(self._unacked)
-        self._unacked = []
+        """Snapshot the state; it then holds everything journaled so far, so the journal before it goes."""
+        self._commit()
+        if self.snapshot_path is None:
+            return
+        seg = self.journal.rotate() if self.journal is not None else 0
+        save_snapshot(self.snapshot_path, self.model, self.alarms,
+                      {"journal_segment": seg, "clock": [self.clock.window, self.clock.dirty]})
+        if self.journal is not None:
+            self.journal.drop_before(seg)
+
+    def _commit(self) -> None:
+        """Journal what was applied (group commit), then acknowledge it to the broker."""
+        if self.journal is not None:
+            self.journal.commit()
+        if self._unacked:
+            if self._bus is not None:
+                self._bus.ack(self._unacked)
+            self._unacked = []
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, ts: float) -> None:
         log.debug("dead letter from %r: %r", topic, reason)  # repr: no newlines from hostile input in logs
@@ -193,26 +268,35 @@ class StateService:
     # ------------------------------------------------------------ running
 
     async def run(self, bus: Bus) -> None:
-        """Consume the bus until cancelled."""
+        """Consume the bus until cancelled: batches journaled, applied, committed and acknowledged."""
         self._bus = bus
         idle = asyncio.create_task(self._idle_flush())
         saver = asyncio.create_task(self._save_loop())
         queue = bus.queue
-        checkpointed = bus.manual_ack
+        manual = bus.manual_ack
+        journal = self.journal
         try:
             while True:
                 msg = await queue.get()
                 self._last_msg_wall = time.monotonic()
-                payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
-                self.handle(msg.topic.value, bytes(payload), time.time())
-                if checkpointed:
-                    self._unacked.append((bus.generation, msg.mid, msg.qos))
-                    if len(self._unacked) >= self.checkpoint_every_msgs:
-                        self.save()
+                now = time.time()
+                for _ in range(self.batch_max):
+                    payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
+                    self.ingest(msg.topic.value, bytes(payload), now, is_redelivery(msg))
+                    if manual:
+                        self._unacked.append((bus.generation, msg.mid, msg.qos))
+                    if queue.empty():
+                        break
+                    msg = queue.get_nowait()
+                self._commit()
+                if journal is not None and (journal.full or journal.too_old()):
+                    self.save()
         finally:
             idle.cancel()
             saver.cancel()
             self.save()
+            if self.journal is not None:
+                self.journal.close()
 
     async def _save_loop(self) -> None:
         while self.snapshot_path is not None:
@@ -225,12 +309,26 @@ class StateService:
         while True:
             await asyncio.sleep(min(tick, 1.0) / 2)
             now = time.monotonic()
-            if now - self._last_msg_wall < 1.5 * min(tick, 1.0):
-                continue
-            due = self.clock.flush()
-            if due is not None:
-                self.emit(due)
-            elif now - self._last_emit_wall >= max(tick, 1.0) and self.model.now_ts is not None:
-                # event time advances by the wall time spent in silence, so silent assets turn stale
-                silent = now - self._last_msg_wall
-                self.emit(self.model.now_ts + silent, heartbeat=True)
+            self.on_idle(now - self._last_msg_wall, now - self._last_emit_wall)
+
+    def on_idle(self, silent_s: float, since_emit_s: float) -> PlantState | None:
+        """Telemetry silent for ``silent_s`` of wall time: flush the open window, later publish heartbeats.
+
+        A heartbeat carries the tick label that the silence has reached after the open window
+        (``heartbeat`` true), so that silent assets turn stale. It moves no window: telemetry that
+        arrives after the stall still gets its own state for its window, which then replaces the
+        heartbeat of the same ``ts`` (in the database and as the retained message).
+        """
+        tick = self.clock.tick_s
+        if silent_s < 1.5 * min(tick, 1.0):
+            return None
+        due = self.clock.flush()
+        if due is not None:
+            return self.emit(due)
+        if since_emit_s < max(tick, 1.0) or self.clock.window is None:
+            return None
+        label = self.clock.label(self.clock.window + max(1, math.floor(silent_s / tick)))
+        if self._heartbeat_label is not None and label <= self._heartbeat_label:
+            return None
+        self._heartbeat_label = label
+        return self.emit(label, heartbeat=True)
