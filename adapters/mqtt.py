@@ -87,6 +87,7 @@ class _Client(aiomqtt.Client):
     """
 
     session_present = False
+    generation = 0  # the Bus' connection counter for this client: tags every message it receives
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                     properties: Any = None) -> None:
@@ -97,6 +98,7 @@ class _Client(aiomqtt.Client):
         # aiomqtt's message, plus the MQTT dup flag (the broker sends it again): read by :func:`is_redelivery`
         m = aiomqtt.Message._from_paho_message(message)
         m.dup = bool(message.dup)  # type: ignore[attr-defined]
+        m.generation = self.generation  # type: ignore[attr-defined]
         with contextlib.suppress(asyncio.QueueFull):  # counted by _CountingQueue
             self._queue.put_nowait(m)
 
@@ -215,6 +217,7 @@ class Bus:
         self.connects = 0
         self.protocol_in_use: str | None = None
         self._client: aiomqtt.Client | None = None
+        self._latest: aiomqtt.Client | None = None  # the newest client, connected or connecting (for acks)
         self._connected = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -314,6 +317,12 @@ class Bus:
         while not self._closing:
             try:
                 client = self._make_client(v5)
+                # message ids are only valid on the connection they came on: tag this client's messages now,
+                # before a broker's redelivery right after CONNACK can reach the queue (acked with a stale
+                # tag it would never be acknowledged, and hold one of the broker's in-flight slots for good)
+                self.generation += 1
+                client.generation = self.generation  # type: ignore[attr-defined]
+                self._latest = client
                 self.queue.armed = False  # type: ignore[attr-defined]
                 if self.manual_ack:
                     client._client.manual_ack_set(True)
@@ -335,7 +344,6 @@ class Bus:
                     if self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
                     self.connects += 1
-                    self.generation += 1
                     backoff = 0.2
                     self._connected.set()
                     self.queue.armed = True  # type: ignore[attr-defined]
@@ -384,17 +392,23 @@ class Bus:
         while True:
             yield await self.queue.get()
 
+    @staticmethod
+    def ack_key(msg: aiomqtt.Message) -> tuple[int, int, int]:
+        """What :meth:`ack` takes for a received message: (its connection, its mid, its QoS)."""
+        return int(getattr(msg, "generation", 0)), msg.mid, msg.qos
+
     def ack(self, items: list[tuple[int, int, int]]) -> int:
         """Acknowledge received messages given as (generation, mid, qos); returns how many were sent.
 
         Those from an earlier connection are skipped: the broker redelivers them to the session anyway.
         """
-        client = self._client
+        client = self._latest  # set before the connection is: a message can come before _supervise resumes
         if client is None:
             return 0
         sent = 0
+        current = getattr(client, "generation", -1)
         for gen, mid, qos in items:
-            if gen == self.generation and qos > 0:
+            if gen == current and qos > 0:
                 client._client.ack(mid, qos)
                 sent += 1
         return sent

@@ -19,6 +19,10 @@ class RecordingBus:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, int, bool]] = []
 
+    @staticmethod
+    def ack_key(msg: object) -> tuple[int, int, int]:
+        return 1, int(getattr(msg, "mid", 0)), int(getattr(msg, "qos", 1))
+
     def ack(self, items: list[tuple[int, int, int]]) -> int:
         return 0
 

@@ -45,7 +45,8 @@ def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
         "fingerprint": plant_fingerprint(model.plant),
         "counters": [c.msgs_in, c.msgs_rejected, c.msgs_duplicate, c.msgs_late, c.seq_gaps],
         "times": [model.start_ts, model.now_ts, model.last_snapshot_ts],
-        "energy": [model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw, model._last_reuse_mw],
+        "energy": [model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw, model._last_reuse_mw,
+                   model._last_dt_h],
         "seq": [[k[0], k[1], k[2], *v] for k, v in model.seq._streams.items()],
         **(extra or {}),
     }
@@ -91,7 +92,8 @@ def load_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
     c.msgs_in, c.msgs_rejected, c.msgs_duplicate, c.msgs_late, c.seq_gaps = meta["counters"]
     model.start_ts, model.now_ts, model.last_snapshot_ts = meta["times"]
     (model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw,
-     model._last_reuse_mw) = meta["energy"]
+     model._last_reuse_mw) = meta["energy"][:4]
+    model._last_dt_h = meta["energy"][4] if len(meta["energy"]) > 4 else 0.0
     # a stream is [domain, index, source, last, seen, first, newest ts]; snapshots before the ts have 6 items
     model.seq._streams = {(s[0], int(s[1]), s[2]): (int(s[3]), int(s[4]), int(s[5]),
                                                    float(s[6]) if len(s) > 6 else -np.inf) for s in meta["seq"]}

@@ -133,6 +133,7 @@ class StateModel:
         self.last_snapshot_ts: float | None = None
         self._last_fac_mw = 0.0
         self._last_reuse_mw = 0.0
+        self._last_dt_h = 0.0  # the last trapezoid's width, h (to redo it when its window is completed later)
         self.energy_facility_mwh = 0.0
         self.energy_reused_mwh = 0.0
         self._stale_names = (
@@ -306,7 +307,13 @@ class StateModel:
             dt_h = (ts - self.last_snapshot_ts) / 3600.0
             self.energy_facility_mwh += 0.5 * (self._last_fac_mw + facility_mw) * dt_h
             self.energy_reused_mwh += 0.5 * (self._last_reuse_mw + reused_mw) * dt_h
-        if integrate and (self.last_snapshot_ts is None or ts > self.last_snapshot_ts):
+            self._last_dt_h = dt_h
+        elif integrate and ts == self.last_snapshot_ts:
+            # the same window again, completed by telemetry that came after it was flushed: its trapezoid
+            # is redone with the complete values (energy counted once, with the window's final power)
+            self.energy_facility_mwh += 0.5 * (facility_mw - self._last_fac_mw) * self._last_dt_h
+            self.energy_reused_mwh += 0.5 * (reused_mw - self._last_reuse_mw) * self._last_dt_h
+        if integrate and (self.last_snapshot_ts is None or ts >= self.last_snapshot_ts):
             self.last_snapshot_ts = ts
             self._last_fac_mw, self._last_reuse_mw = facility_mw, reused_mw
 

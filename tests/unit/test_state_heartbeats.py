@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.fakes import RecordingBus
 from twin.plant import Plant
 from twin.services.sim import SimService
@@ -51,3 +53,27 @@ def test_heartbeats_advance_event_time_so_silent_assets_turn_stale(small_plant: 
     assert beats[0].ts == T0 + 7 and beats[2].ts == T0 + 22
     assert beats[0].gpus_reporting == small_plant.gpus_total and beats[0].stale == []
     assert beats[2].gpus_reporting == 0 and beats[2].heartbeat  # stale_after_s (10 s) of silence
+
+
+def test_a_window_flushed_early_and_completed_later_counts_its_energy_once_with_the_final_power(
+        small_plant: Plant) -> None:
+    sim = SimService(small_plant, seed=1, start_ts=T0)
+    steps = [sim.messages_for_step(k, T0 + k) for k in range(6)]
+    whole = StateService(small_plant)
+    for msgs in steps:
+        for topic, payload in msgs:
+            whole.handle(topic, payload, T0)
+    expected = whole.emit(T0 + 5)
+    svc = StateService(small_plant)
+    for k, msgs in enumerate(steps):
+        late = [m for m in msgs if k == 3 and ("/hydro/" in m[0] or "/heat/" in m[0])]  # the meters' messages
+        for topic, payload in [m for m in msgs if m not in late]:
+            svc.handle(topic, payload, T0)
+        if late:
+            assert svc.on_idle(2.0, 2.0) is not None  # window 3 flushed without its meters' new readings
+            for topic, payload in late:  # they come after the stall
+                svc.handle(topic, payload, T0)
+    got = svc.emit(T0 + 5)
+    assert got.erf == pytest.approx(expected.erf, rel=1e-12)
+    assert svc.model.energy_facility_mwh == pytest.approx(whole.model.energy_facility_mwh, rel=1e-12)
+    assert svc.model.energy_reused_mwh == pytest.approx(whole.model.energy_reused_mwh, rel=1e-12)

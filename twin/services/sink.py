@@ -370,7 +370,7 @@ class SinkService:
                 payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                 self.add(self.lines_for(msg.topic.value, bytes(payload)))
                 if bus.manual_ack:
-                    self._acks.append((self.lines_in, (bus.generation, msg.mid, msg.qos)))
+                    self._acks.append((self.lines_in, bus.ack_key(msg)))
                     self._ack_durable()  # at once when it made no line or everything is on disk already
         finally:
             reporter.cancel()

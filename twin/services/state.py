@@ -284,7 +284,7 @@ class StateService:
                     payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                     self.ingest(msg.topic.value, bytes(payload), now, is_redelivery(msg))
                     if manual:
-                        self._unacked.append((bus.generation, msg.mid, msg.qos))
+                        self._unacked.append(bus.ack_key(msg))
                     if queue.empty():
                         break
                     msg = queue.get_nowait()
