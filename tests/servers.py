@@ -1,4 +1,4 @@
-"""Real servers for integration tests: Mosquitto and VictoriaMetrics, each its own process.
+"""Real servers for integration tests: Mosquitto, NATS (JetStream + MQTT) and VictoriaMetrics, each its own process.
 
 Each server runs on a port the OS hands out, with its own config and data directory
 under the test's tmp dir, so a test can kill (SIGKILL) and restart it. Only the
@@ -22,10 +22,11 @@ from pathlib import Path
 
 from twin.lineproto import ts_ns
 
-__all__ = ["MosquittoServer", "VictoriaMetricsServer", "free_port", "wait_port"]
+__all__ = ["MosquittoServer", "NatsServer", "VictoriaMetricsServer", "free_port", "wait_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 HINT = "run the README's test command (scripts/test), which installs it from Debian's packages"
 
 
@@ -45,10 +46,14 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 class MosquittoServer:
-    """A Mosquitto broker of the test's own: ``start()``, ``kill()``, ``restart()``, ``url``."""
+    """A Mosquitto broker of the test's own: ``start()``, ``kill()``, ``restart()``, ``url``.
+
+    ``stock``: Mosquitto's own limits (no ``max_inflight_messages`` / ``max_queued_messages`` lines: 20 in
+    flight to a client, 1,000 queued), as a user who never tuned it has; else the limits of ``deploy/mosquitto``.
+    """
 
     def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = False,
-                 extra_config: str = "", allow_anonymous: bool = True) -> None:
+                 extra_config: str = "", allow_anonymous: bool = True, stock: bool = False) -> None:
         if not Path(MOSQUITTO).exists():
             raise RuntimeError(f"mosquitto not found at {MOSQUITTO}: {HINT}")
         self.workdir = Path(workdir)
@@ -57,6 +62,7 @@ class MosquittoServer:
         self.persistence = persistence
         self.extra_config = extra_config
         self.allow_anonymous = allow_anonymous
+        self.stock = stock
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
 
@@ -69,12 +75,10 @@ class MosquittoServer:
             "user root",
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-            "max_queued_messages 1000000",
-            "max_inflight_messages 0",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
         ]
+        if not self.stock:
+            lines += ["max_queued_messages 1000000", "max_inflight_messages 0",
+                      "log_dest stderr", "log_type error", "log_type warning"]
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
         return "\n".join(lines) + "\n" + self.extra_config
@@ -89,6 +93,56 @@ class MosquittoServer:
         except TimeoutError:
             self.kill()
             raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}") from None
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class NatsServer:
+    """A single NATS server with JetStream and its MQTT gateway (MQTT 3.1.1, sessions in JetStream), stock
+    limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener)."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        if not Path(NATS).exists():
+            raise RuntimeError(f"nats-server not found at {NATS}: {HINT}")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.client_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.workdir / "nats.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        return (f'server_name: "twin-test-{self.port}"\n'
+                f"listen: 127.0.0.1:{self.client_port}\n"
+                f'jetstream {{ store_dir: "{self.workdir / "js"}" }}\n'
+                f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n")
+
+    def start(self) -> NatsServer:
+        conf = self.workdir / "nats.conf"
+        conf.write_text(self.config_text())
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        self.proc = subprocess.Popen([NATS, "-c", str(conf)], stdout=log, stderr=log)
+        try:
+            wait_port(self.port, timeout=30)
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(f"nats-server did not start: {self.log_path.read_text()[-2000:]}") from None
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
