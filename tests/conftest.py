@@ -31,8 +31,9 @@ def small_plant() -> Plant:
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
-    """One broker for the session: tests isolate themselves by site id (a unique topic root)."""
-    server = MosquittoServer(tmp_path_factory.mktemp("mosquitto")).start()
+    """One broker for the session, at Mosquitto's stock limits (20 in flight, 1,000 queued per client), as a
+    new user runs it: tests isolate themselves by site id (a unique topic root)."""
+    server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"), stock=True).start()
     yield server
     server.stop()
 

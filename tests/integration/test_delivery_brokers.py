@@ -67,7 +67,8 @@ def _holes(ticks: list[float], first: float, last: float) -> list[float]:
     return [t for t in range(int(first), int(last) + 1) if float(t) not in have]
 
 
-def test_broker_sigkill_under_the_full_plant_at_1hz(broker: Broker, phase1: Plant, tmp_path: Path) -> None:
+def test_broker_sigkill_under_the_full_plant_at_1hz(broker: Broker, phase1: Plant, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     """1,629 messages/s; the broker is killed 6 s in and back 3 s later; the twin journals and acks at once."""
     ticks: list[float] = []
 
@@ -95,10 +96,24 @@ def test_broker_sigkill_under_the_full_plant_at_1hz(broker: Broker, phase1: Plan
 
     state, sim = asyncio.run(main())
     c = state.model.counters
-    assert _missing(state, sim)[:3] == [], (c, sim.published, state._bus and state._bus.dropped)
-    assert c.msgs_in - c.msgs_duplicate == sim.published and c.msgs_rejected == 0 and c.msgs_late == 0
+    lost = sim.published - (c.msgs_in - c.msgs_duplicate)
+    if isinstance(broker, MosquittoServer) and broker.stock and lost:
+        # Stock Mosquitto queues 1,000 messages for a session (max_queued_messages): when the simulator
+        # reconnects first and sends its 3 s outbox (~4,900 messages) before the twin's session is back, the
+        # broker drops the rest. Nothing can get those back; the twin must count every one and say so.
+        assert c.seq_gaps == lost, (c, sim.published)
+        assert "max_queued_messages" in caplog.text, "seq gaps without a log line naming the broker setting"
+    else:
+        assert _missing(state, sim)[:3] == [], (c, sim.published, state._bus and state._bus.dropped)
+        assert lost == 0
+    assert c.msgs_rejected == 0 and c.msgs_late == 0
     assert state.model.seq.restarts == 0  # a redelivery is never taken for a restarted publisher
-    assert _holes(ticks, T0, T0 + 14) == []  # the last window stays open: no later telemetry closes it
+    holes = _holes(ticks, T0, T0 + 14)  # the last window stays open: no later telemetry closes it
+    if isinstance(broker, MosquittoServer) and broker.stock and lost:
+        # the ticks whose every message the broker dropped have no state; only those of the outage
+        assert all(T0 + 5 <= t <= T0 + 12 for t in holes), holes
+    else:
+        assert holes == []
 
 
 def _rack_payloads(plant: Plant, n: int) -> tuple[str, list[bytes]]:

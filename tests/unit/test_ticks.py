@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twin.ticks import TickClock
+from twin.ticks import OrderedTickClock, TickClock
 
 
 def test_a_state_is_due_when_a_later_window_opens() -> None:
@@ -32,3 +32,72 @@ def test_flush_emits_the_open_window_once() -> None:
 def test_tick_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TickClock(0)
+
+
+def _run(c: OrderedTickClock[str], msgs: list[tuple[float, str, float]]) -> list[float | str]:
+    out: list[float | str] = []
+    for ts, kind, rx in msgs:
+        out += c.admit(ts, kind, f"{kind}@{ts:g}", rx)
+    return out
+
+
+def _ticks(first: int, last: int, kinds: str = "gh") -> list[tuple[float, str, float]]:
+    return [(float(t), k, float(t)) for t in range(first, last + 1) for k in kinds]
+
+
+def test_ordered_clock_in_order_behaves_as_the_plain_clock() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    out = _run(c, _ticks(10, 12))
+    # a kind is waited for once it reported in two windows in a row
+    assert out == ["g@10", "h@10", 10.0, "g@11", "h@11", 11.0, "g@12", "h@12"]
+
+
+def test_ordered_clock_waits_for_a_per_tick_kind_behind_in_a_backlog() -> None:
+    """After a reconnect a broker with a queue per subscription sends h's backlog (12..15) before g's."""
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    _run(c, _ticks(10, 11))  # both kinds per tick; window 11 open
+    backlog = [(float(t), "h", 20.0) for t in range(12, 16)] + [(float(t), "g", 20.1) for t in range(12, 16)]
+    out = _run(c, backlog)
+    assert out == [11.0, "h@12", "g@12", 12.0, "h@13", "g@13", 13.0, "h@14", "g@14", 14.0, "h@15", "g@15"]
+    assert c.forced == 0 and c.window == 15
+
+
+def test_ordered_clock_does_not_wait_for_a_slow_kind() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    out = _run(c, [(10.0, "g", 10.0), (10.0, "ambient", 10.0), (11.0, "g", 11.0), (12.0, "g", 12.0)])
+    assert out == ["g@10", "ambient@10", 10.0, "g@11", 11.0, "g@12"]
+
+
+def test_ordered_clock_stops_waiting_for_a_kind_that_went_silent() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0, idle_s=1.5)
+    _run(c, _ticks(10, 11))
+    assert _run(c, [(12.0, "h", 12.0)]) == []  # g reported in 10 and 11: waited for
+    assert _run(c, [(13.0, "h", 13.0)]) == []
+    assert _run(c, [(14.0, "h", 13.6)]) == [11.0, "h@12", 12.0, "h@13", 13.0, "h@14"]  # the wait lasted 1.6 s
+    assert c.forced == 1  # g is not waited for again (it did not report in 11 and 12)
+
+
+def test_ordered_clock_wait_is_bounded_in_event_time() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0, idle_s=1e9, max_skew=3)
+    _run(c, _ticks(10, 11))
+    out = _run(c, [(float(t), "h", 11.0) for t in range(12, 16)])
+    assert out[:3] == [11.0, "h@12", 12.0] and c.forced >= 1 and c.window is not None and c.window >= 12
+
+
+def test_ordered_clock_drain_closes_held_windows_in_turn() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    _run(c, _ticks(10, 11))
+    _run(c, [(12.0, "h", 12.0), (13.0, "h", 12.0)])
+    assert c.drain() == [11.0, "h@12", 12.0, "h@13", 13.0]
+    assert c.drain() == []
+
+
+def test_ordered_clock_state_round_trips_and_restored_kinds_are_waited_for() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    _run(c, _ticks(10, 11))
+    r: OrderedTickClock[str] = OrderedTickClock(1.0)
+    r.restore(c.state())
+    assert (r.window, r.dirty) == (11, True)
+    # a restart long after the last receipt: the wait counts from the first message held after it
+    assert r.admit(12.0, "h", "h@12", 500.0) == []
+    assert r.admit(12.0, "g", "g@12", 500.2) == [11.0, "h@12", "g@12"]

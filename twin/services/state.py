@@ -32,7 +32,7 @@ from twin.plant import Plant
 from twin.plant_alarms import PlantAlarms
 from twin.snapshot import load_snapshot, save_snapshot
 from twin.state import StateModel
-from twin.ticks import TickClock
+from twin.ticks import OrderedTickClock
 from twin.topics import Topics
 
 __all__ = ["StateService"]
@@ -56,7 +56,9 @@ class StateService:
         self.decoder = Decoder(plant, max_payload_bytes)
         self.model = StateModel(plant)
         self.alarms = PlantAlarms(plant)
-        self.clock = TickClock(tick_s)
+        # closes a window once every per-tick kind has passed it (brokers order per topic only); the
+        # held messages are (decoded, dup, topic, payload, received_ts)
+        self.clock: OrderedTickClock[tuple[Decoded, bool, str, bytes, float]] = OrderedTickClock(tick_s)
         unknown = sorted(set(halls or []) - set(plant.hall_ids))
         if unknown:
             raise ConfigError(f"--halls: {', '.join(unknown)} not in the plant (halls: {', '.join(plant.hall_ids)})")
@@ -127,10 +129,11 @@ class StateService:
             self._dead_letter(topic, payload, d.reason, received_ts)
             return
         self.last_event_ts = d.msg.ts
-        due = self.clock.on_message(d.msg.ts)
-        if due is not None:
-            self.emit(due)
-        self.model.apply(d, dup)
+        for ev in self.clock.admit(d.msg.ts, d.domain, (d, dup, topic, payload, received_ts), received_ts):
+            if type(ev) is float:
+                self.emit(ev)
+            else:
+                self.model.apply(ev[0], ev[1])  # type: ignore[index]
 
     def ingest(self, topic: str, payload: bytes, received_ts: float, dup: bool = False) -> None:
         """Journal (write-ahead; committed per batch by :meth:`_commit`), then :meth:`handle`."""
@@ -215,7 +218,9 @@ class StateService:
             return
         journal = Journal(path.with_suffix(".journal"), fsync=fsync, max_bytes=max_bytes)
         clock = meta.get("clock")
-        if isinstance(clock, list) and clock[0] is not None:
+        if isinstance(clock, dict):
+            self.clock.restore(clock)
+        elif isinstance(clock, list) and clock[0] is not None:  # snapshots before the ordered clock
             self.clock.window, self.clock.dirty = int(clock[0]), bool(clock[1])
         start = meta.get("journal_segment", 0)
         if self.restored is not None and path.exists():  # a snapshot refused (another plant): its journal too
@@ -235,9 +240,14 @@ class StateService:
         self._commit()
         if self.snapshot_path is None:
             return
-        seg = self.journal.rotate() if self.journal is not None else 0
-        save_snapshot(self.snapshot_path, self.model, self.alarms,
-                      {"journal_segment": seg, "clock": [self.clock.window, self.clock.dirty]})
+        seg = 0
+        if self.journal is not None:
+            seg = self.journal.rotate()
+            for _k, (_d, dup, topic, payload, received_ts) in self.clock.held:  # not applied yet: journaled again
+                self.journal.append(topic, payload, received_ts, dup)
+            self.journal.commit()
+        meta = {"journal_segment": seg, "clock": self.clock.state()}
+        save_snapshot(self.snapshot_path, self.model, self.alarms, meta)
         if self.journal is not None:
             self.journal.drop_before(seg)
 
@@ -322,9 +332,14 @@ class StateService:
         tick = self.clock.tick_s
         if silent_s < 1.5 * min(tick, 1.0):
             return None
-        due = self.clock.flush()
-        if due is not None:
-            return self.emit(due)
+        last = None
+        for ev in self.clock.drain():
+            if type(ev) is float:
+                last = self.emit(ev)
+            else:
+                self.model.apply(ev[0], ev[1])  # type: ignore[index]
+        if last is not None:
+            return last
         if since_emit_s < max(tick, 1.0) or self.clock.window is None:
             return None
         label = self.clock.label(self.clock.window + max(1, math.floor(silent_s / tick)))
