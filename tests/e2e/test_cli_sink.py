@@ -153,7 +153,7 @@ def test_a_database_outage_in_the_middle_of_twin_up_loses_no_point(
 def test_messages_in_memory_at_a_crash_are_redelivered_to_the_persistent_session(
         mosquitto: MosquittoServer, victoria: VictoriaMetricsServer, site: str, tmp_path: Path) -> None:
     """The sink acknowledges an MQTT message only once its lines are written or spooled."""
-    n = 30
+    n = 8  # under the sink's ack window (10): they stay in memory, unacknowledged
     args = [*TWIN, "run", "sink", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
             "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--client-id", f"{site}-t",
             "--session-expiry", "300"]
@@ -175,3 +175,24 @@ def test_messages_in_memory_at_a_crash_are_redelivered_to_the_persistent_session
     got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
                                 lambda s: bool(s) and len(s[0]["timestamps"]) >= n, 30)
     assert len(got) == 1 and sorted(got[0]["timestamps"]) == ms  # type: ignore[arg-type]
+
+
+def test_a_stock_broker_in_flight_window_is_never_held_until_the_next_flush(
+        mosquitto: MosquittoServer, victoria: VictoriaMetricsServer, site: str, tmp_path: Path) -> None:
+    """Mosquitto at its stock limits sends 20 messages and waits for their acks: with a flush every 120 s,
+    the sink still writes (and acks) as soon as 10 messages wait, so 60 states all arrive within seconds."""
+    n = 60
+    args = [*TWIN, "run", "sink", "--broker", mosquitto.url, "--plant", str(plant_file(tmp_path, site)),
+            "--influx-url", victoria.url, "--data-dir", str(tmp_path / "data"), "--client-id", f"{site}-w",
+            "--session-expiry", "300"]
+    env = {**env_with_venv(), "TWIN_SINK_FLUSH_S": "120", "TWIN_SINK_STATS_S": "0"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait_online(mosquitto.port, site)
+        asyncio.run(_publish_states(mosquitto.url, site, n))
+        got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',
+                                    lambda s: bool(s) and len(s[0]["timestamps"]) >= n - 10, 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert got and len(got[0]["timestamps"]) >= n - 10  # type: ignore[arg-type]

@@ -20,9 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from adapters.dcgm import DcgmConfig, GpuSample, RackAssembler, parse_exposition
+from twin.errors import need_extra
 
 __all__ = ["register", "run"]
 
@@ -62,6 +60,9 @@ def _median(fn: Callable[[], object], repeat: int) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    text_string_to_metric_families = need_extra("prometheus_client.parser", "adapters",
+                                                "twin bench dcgm").text_string_to_metric_families
+    from adapters.dcgm import DcgmConfig, RackAssembler, parse_exposition
     trays = max(18, args.trays - args.trays % 18)
     hosts = [(f"h1-r{r:03d}-ct{t:02d}", r) for r in range(1, trays // 18 + 1) for t in range(1, 19)]
     cfg = DcgmConfig.model_validate({
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "hosts": [{"hostname": h, "hall": "h1", "rack": f"h1-r{r:03d}",
                    "slots": [4 * (int(h[-2:]) - 1) + k for k in range(4)]} for h, r in hosts]})
     pages = [page(h, r, args.other_families) for h, r in hosts]
-    samples: list[GpuSample] = [s for p in pages for s in parse_exposition(p, "x")]
+    samples = [s for p in pages for s in parse_exposition(p, "x")]
     assert len(samples) == 3 * GPUS_PER_TRAY * trays
     asm = RackAssembler(cfg)
 

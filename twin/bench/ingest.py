@@ -19,11 +19,19 @@ the rate measured is the consumer's own, not the publishers' on these shared cor
 Then the latency: the plant at its real 1 Hz rate (every rack once per second, event
 time = publish wall time) into one state worker, publish-to-state latency p50/p99.
 GPU samples/s = rack messages/s x 72. Peak RSS is the largest worker's.
+
+Then the same on a Mosquitto with stock limits (20 in flight, 1,000 queued), as a new user runs
+it, through ``twin run state``'s own loop (batches, journal commit, then acks): the publishers
+send the same telemetry live, as fast as they can, into the worker with the journal off (acked
+on receipt), on, and off again; the rate is what the worker took per second, and what the
+broker's queue dropped meanwhile is counted (``seq_gaps``). Then the 1 Hz latency with the
+journal on. ``journal_on_vs_off`` is the ratio of the rates (the issue's bound: 0.9 or more).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -48,6 +56,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
     p.add_argument("--workers", type=int, default=2, help="state workers for the scale-out run (default 2)")
     p.add_argument("--latency-seconds", type=int, default=20, help="length of the 1 Hz latency run (default 20)")
+    p.add_argument("--stock-only", action="store_true",
+                   help="only the runs on a stock-config Mosquitto (journal on and off, latency)")
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -137,25 +147,66 @@ def _latency(port: int, seconds: int) -> dict[str, Any]:
             "expected": seconds * 1392, "peak_rss_mb": r["rss_mb"]}
 
 
+def _measure_stock(port: int, journal: bool, files: list[Path], expect: int, tmp: Path) -> dict[str, Any]:
+    """`twin run state`'s loop on a stock Mosquitto while the publishers send as fast as they can: the
+    rate is what the worker took per second; what the broker's 1,000-message queue dropped is counted."""
+    data = tempfile.mkdtemp(dir=tmp)
+    c = _spawn("run", str(port), "journal" if journal else "off", str(expect), data)
+    _ready(c)
+    pubs = [_spawn("publish", str(port), str(f)) for f in files]
+    for p in pubs:
+        _result(p, 600)
+    r = _result(c, 600)
+    rate = r["count"] / (r["last"] - r["first"]) if r["last"] > r["first"] else 0.0
+    return {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": r["count"],
+            "expected": expect, "seq_gaps": r["seq_gaps"], "peak_rss_mb": r["rss_mb"]}
+
+
+def _latency_stock(port: int, seconds: int, tmp: Path) -> dict[str, Any]:
+    """The plant at 1 Hz into the run loop with the journal, on a stock Mosquitto: publish-to-state latency."""
+    c = _spawn("run", str(port), "journal", str(seconds * 1392), tempfile.mkdtemp(dir=tmp), "pace")
+    _ready(c)
+    p = _spawn("pace", str(port), str(seconds))
+    _result(p, seconds + 120)
+    r = _result(c, 120)
+    return {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
+            "expected": seconds * 1392, "seq_gaps": r["seq_gaps"], "peak_rss_mb": r["rss_mb"]}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ticks = _messages(args.ticks, 1_795_300_000.0)
     total = sum(len(t) for t in ticks)
     out: dict[str, Any] = {"plant": "phase1", "gpus": 100_224, "rack_messages": total,
                            "publishers": args.publishers, "cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="twin-bench-ingest-") as tmp, mosquitto_server(Path(tmp)) as port:
+    with tempfile.TemporaryDirectory(prefix="twin-bench-ingest-") as tmp:
         files = []
         for k in range(args.publishers):  # each publisher owns whole racks, so per-topic order holds
             part = [(t, pl) for tick in ticks for i, (t, pl) in enumerate(tick) if i % args.publishers == k]
             f = Path(tmp) / f"pub{k}.pickle"
             f.write_bytes(pickle.dumps(part))
             files.append(f)
-        out["ceiling"] = _measure_c(port, files, total)
-        out["ceiling_paho"] = _measure(port, "count", files, total, 1)
-        out["naive"] = _measure(port, "naive", files, total, 1)
-        out["twin_w1"] = _measure(port, "twin", files, total, 1)
-        if args.workers > 1:
-            out[f"twin_w{args.workers}"] = _measure(port, "twin", files, total, args.workers)
-        out["latency_1hz"] = _latency(port, args.latency_seconds)
+        if not args.stock_only:
+            with mosquitto_server(Path(tmp)) as port:  # unlimited in flight, a queue to hold the whole backlog
+                out["ceiling"] = _measure_c(port, files, total)
+                out["ceiling_paho"] = _measure(port, "count", files, total, 1)
+                out["naive"] = _measure(port, "naive", files, total, 1)
+                out["twin_w1"] = _measure(port, "twin", files, total, 1)
+                if args.workers > 1:
+                    out[f"twin_w{args.workers}"] = _measure(port, "twin", files, total, args.workers)
+                out["latency_1hz"] = _latency(port, args.latency_seconds)
+        with mosquitto_server(Path(tmp), stock=True) as port:
+            # live into `twin run state`'s own loop on a broker with stock limits: journal off, on, off again
+            # (the repeat shows the drift of a shared machine), then the 1 Hz latency with the journal on
+            off = [_measure_stock(port, False, files, total, Path(tmp))]
+            out["stock_journal_on"] = _measure_stock(port, True, files, total, Path(tmp))
+            off.append(_measure_stock(port, False, files, total, Path(tmp)))
+            out["stock_journal_off"] = max(off, key=lambda r: r["msgs_per_s"])
+            out["stock_journal_off_runs"] = [r["msgs_per_s"] for r in off]
+            out["stock_latency_1hz"] = _latency_stock(port, args.latency_seconds, Path(tmp))
+    out["journal_on_vs_off"] = round(out["stock_journal_on"]["msgs_per_s"]
+                                     / max(out["stock_journal_off"]["msgs_per_s"], 1), 3)
+    if args.stock_only:
+        return out
     best = max(v["gpu_samples_per_s"] for k, v in out.items() if k.startswith("twin_w"))
     out["twin_best_gpu_samples_per_s"] = best
     out["vs_ceiling"] = round(best / out["ceiling"]["gpu_samples_per_s"], 2)
@@ -209,6 +260,17 @@ def _pace(port: int, seconds: int) -> None:
                 pub.publish(topic, json.dumps(msg).encode(), 1, False)
         pub.flush(60)
     print(json.dumps({"sent": seconds * len(rounds)}))
+
+
+def _latency_figures(lat_s: list[float]) -> dict[str, float]:
+    """p50 / p99 / max of publish-to-state latencies, ms ({} when there were none)."""
+    import numpy as np
+
+    if not lat_s:
+        return {}
+    a = np.array(lat_s) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
+            "max_ms": round(float(a.max()), 2)}
 
 
 def _consume_paho(port: int, mode: str, expect: int) -> None:
@@ -266,8 +328,6 @@ def _consume_paho(port: int, mode: str, expect: int) -> None:
 def _consume_twin(port: int, mode: str, expect: int, halls: list[str], backlog: bool) -> None:
     import asyncio
 
-    import numpy as np
-
     from adapters.mqtt import Bus
     from twin.plant import load_plant
     from twin.services.state import StateService
@@ -307,11 +367,54 @@ def _consume_twin(port: int, mode: str, expect: int, halls: list[str], backlog: 
                 last = now
         out: dict[str, Any] = {"count": n, "first": first, "last": last, "rss_mb": _rss_mb(),
                                "states": service.model.counters.msgs_in}
-        if lat:
-            a = np.array(lat) * 1000
-            out |= {"p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
-                    "max_ms": round(float(a.max()), 2)}
-        return out
+        return out | _latency_figures(lat)
+
+    print(json.dumps(asyncio.run(main())))
+
+
+def _consume_run(port: int, journal: bool, expect: int, data_dir: str, pace: bool) -> None:
+    """The state service's own run loop (batches, journal, acks) on a live stream; stops at ``expect``
+    messages or after 3 s without one (what the broker dropped is then counted in ``seq_gaps``)."""
+    import asyncio
+
+    from adapters.mqtt import Bus
+    from twin.plant import load_plant
+    from twin.services.state import StateService
+
+    plant = load_plant("phase1")
+    service = StateService(plant, snapshot_path=Path(data_dir) / "state" / "narvik.npz",
+                           journal_fsync="1s" if journal else None)
+    stamps: list[float] = []
+    lat: list[float] = []
+    handle = service.handle
+
+    def timed(topic: str, payload: bytes, received_ts: float, dup: bool = False) -> None:
+        handle(topic, payload, received_ts, dup)
+        stamps.append(time.perf_counter())
+        if pace:
+            lat.append(time.time() - service.last_event_ts)  # type: ignore[operator]
+
+    service.handle = timed  # type: ignore[method-assign]
+
+    async def main() -> dict[str, Any]:
+        async with Bus(f"mqtt://127.0.0.1:{port}", service=f"bench-{os.getpid()}", site=SITE,
+                       subscriptions=service.subscriptions, health=False, client_id=f"bench-run-{os.getpid()}",
+                       session_expiry_s=600, manual_ack=service.journal is not None) as bus:
+            task = asyncio.create_task(service.run(bus))
+            print("ready", flush=True)
+            seen, idle_since = 0, time.monotonic()
+            while len(stamps) < expect and time.monotonic() - idle_since < (3.0 if stamps else 120.0):
+                await asyncio.sleep(0.05)
+                if len(stamps) != seen:
+                    seen, idle_since = len(stamps), time.monotonic()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        c = service.model.counters
+        out: dict[str, Any] = {"count": len(stamps), "first": stamps[0] if stamps else 0.0,
+                               "last": stamps[-1] if stamps else 0.0, "rss_mb": _rss_mb(), "seq_gaps": c.seq_gaps,
+                               "msgs_duplicate": c.msgs_duplicate}
+        return out | _latency_figures(lat)
 
     print(json.dumps(asyncio.run(main())))
 
@@ -322,6 +425,8 @@ def _worker(argv: list[str]) -> None:
         _publish(int(argv[1]), Path(argv[2]))
     elif role == "pace":
         _pace(int(argv[1]), int(argv[2]))
+    elif role == "run":
+        _consume_run(int(argv[1]), argv[2] == "journal", int(argv[3]), argv[4], len(argv) > 5 and argv[5] == "pace")
     elif role == "consume":
         mode, port, expect, halls = argv[1], int(argv[2]), int(argv[3]), argv[4]
         backlog = len(argv) < 6 or argv[5] != "live"
