@@ -34,8 +34,8 @@ RUN groupadd --system --gid 10001 twin \
  && pip uninstall -y pip setuptools wheel 2>/dev/null; true
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-# Plant files are looked up in ./plants (twin/plant.py); scenarios ship inside the sims package.
-COPY plants plants
+# Plant files ship inside the twin package (twin/plants) and scenarios inside sims; a plant file of
+# your own can be mounted and passed with --plant, or put in ./plants (/app/plants).
 COPY deploy/adapters deploy/adapters
 USER twin:twin
 VOLUME ["/data"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Sequence
+from types import ModuleType
 
 from pydantic import ValidationError
 
-__all__ = ["ConfigError", "TwinError", "field_path", "one_line"]
+__all__ = ["ConfigError", "MissingExtra", "TwinError", "field_path", "need_extra", "one_line"]
 
 
 class TwinError(Exception):
@@ -15,6 +17,19 @@ class TwinError(Exception):
 
 class ConfigError(TwinError):
     """A config file, setting or CLI argument is wrong; the message is one line saying how to fix it."""
+
+
+class MissingExtra(ConfigError):
+    """A command needs an optional extra that is not installed."""
+
+
+def need_extra(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module`` for ``what`` (e.g. ``twin adapter dcgm``), or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise MissingExtra(f"{what} needs the {extra} extra ({e.name} is missing): "
+                           f"pip install 'stargate-twin[{extra}]'") from None
 
 
 def field_path(loc: Sequence[int | str], skip: Collection[str] = ()) -> str:

@@ -21,7 +21,7 @@ from twin.errors import ConfigError, one_line
 __all__ = ["PLANTS_DIR", "Plant", "load_plant", "resolve_plant_path"]
 
 AssetId = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
-PLANTS_DIR = Path(__file__).resolve().parent.parent / "plants"
+PLANTS_DIR = Path(__file__).resolve().parent / "plants"  # shipped in the package; ./plants in a checkout links here
 
 
 class _Cfg(BaseModel):

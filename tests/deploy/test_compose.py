@@ -214,8 +214,8 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
     users = re.findall(r"(?m)^USER (\S+)", final)
     assert users and not users[-1].startswith(("root", "0")), "the runtime runs as a non-root user"
     assert re.search(r'(?m)^HEALTHCHECK .*CMD \["python", "-m", "twin.commands.health"\]', final)
-    assert re.search(r"(?m)^COPY plants plants$", final)
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "scenarios/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["sims"]
+    assert "plants/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["twin"]  # plant files in the wheel
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".env", ".venv", "data", ".git"} <= set(ignored)

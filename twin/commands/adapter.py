@@ -18,7 +18,7 @@ from typing import Any
 from adapters.adapter_base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
 from twin.commands.common import add_broker_options, make_bus, positive_float, run_until_stopped
 from twin.commands.run import _need_broker, _until
-from twin.errors import ConfigError
+from twin.errors import ConfigError, need_extra
 from twin.plant import load_plant
 from twin.settings import load_settings
 
@@ -48,10 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 def build_adapter(kind: str, config_path: str) -> tuple[Any, AdapterConfig]:
     """Load and validate the config, and construct the adapter (nothing connects yet)."""
-    import importlib
-
     module, cls, cfg_cls = ADAPTERS[kind]
-    mod = importlib.import_module(module)
+    mod = need_extra(module, "adapters", f"twin adapter {kind}")
     cfg = load_adapter_config(config_path, getattr(mod, cfg_cls))
     return getattr(mod, cls)(cfg), cfg
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from twin.contract import QUANTITIES
+from twin.errors import need_extra
 from twin.forecast.calibration import Metrics
 from twin.forecast.engine import MODELS, PRODUCTS, Forecaster, main_model
 from twin.forecast.states import StateStream
@@ -78,9 +79,7 @@ def run_backtest(stream: StateStream, product: str, train_days: float = 14.0) ->
 
 def plot_backtest(result: BacktestResult, quantity: str, path: str | Path) -> None:
     """Actuals against every model's forecast at the product's full lead, the main model's 80 % band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    need_extra("matplotlib", "reports", "twin backtest --plot").use("Agg")
     import matplotlib.pyplot as plt
 
     j = QUANTITIES.index(quantity)
