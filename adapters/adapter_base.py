@@ -26,7 +26,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from twin.contract import SITE_PATTERN, Telemetry
-from twin.errors import ConfigError, one_line
+from twin.errors import ConfigError, TwinError, one_line
 from twin.ingest import describe_validation_error
 from twin.plant import Plant
 from twin.topics import Topics
@@ -86,7 +86,7 @@ class StatusSink(Protocol):
     def publish_nowait(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool: ...
 
 
-class Refused(ValueError):
+class Refused(TwinError, ValueError):
     """A reading that would not make a valid contract message (out of range, missing field)."""
 
 

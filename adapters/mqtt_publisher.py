@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from adapters.mqtt import BrokerAddress, Protocol
-from twin.errors import ConfigError
+from twin.errors import ConfigError, TwinError
 
 __all__ = ["FastPublisher", "PublisherError"]
 
@@ -40,7 +40,7 @@ _PINGREQ = b"\xc0\x00"
 _MAX_BATCH = 64 * 1024
 
 
-class PublisherError(Exception):
+class PublisherError(TwinError):
     """The broker could not be reached or refused us."""
 
 

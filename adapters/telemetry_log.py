@@ -37,6 +37,8 @@ import orjson
 from isal import igzip
 from isal import isal_zlib as _inflate  # ISA-L's inflate: ~2.8x zlib's on these logs, the same streams
 
+from twin.errors import TwinError
+
 #: gzip levels 0-3 are written with ISA-L (the same format; ~4x zlib's level 1 here), 4-9 with zlib.
 ISAL_MAX_LEVEL = 3
 
@@ -54,7 +56,7 @@ __all__ = [
 _MISSING = object()
 
 
-class LogError(Exception):
+class LogError(TwinError):
     """A line of a telemetry log that cannot be read: where, and why."""
 
     def __init__(self, path: str | Path, line: int, reason: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from twin import __version__
-from twin.errors import ConfigError
+from twin.errors import TwinError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
+    except TwinError as e:  # every error of the project's own: one line, no traceback
         sys.stderr.write(f"twin: error: {e}\n")
         return 2
     except KeyboardInterrupt:

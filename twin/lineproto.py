@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from twin.contract import Alarm, Forecast, HallState, PlantState, Telemetry
+from twin.errors import TwinError
 
 __all__ = [
     "LineProtocolError",
@@ -183,7 +184,7 @@ def sink_stats_line(site: str, stats: BaseModel) -> str:
 # ---------------------------------------------------------------- strict parser
 
 
-class LineProtocolError(ValueError):
+class LineProtocolError(TwinError, ValueError):
     """A line that is not valid line protocol; the message says where and why."""
 
 

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from twin.errors import TwinError
+
 __all__ = [
     "Backoff",
     "Delivery",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class WriteError(Exception):
+class WriteError(TwinError):
     """A write that did not succeed; ``status`` is the HTTP status when there was one."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -1,11 +1,17 @@
-"""One-line config errors: what a user reads when a file is wrong."""
+"""One-line errors: what a user reads when a file is wrong; one exception tree (every exception class the project
+defines derives from TwinError) that the CLI turns into one line and exit 2."""
 
 from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
 
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
-from twin.errors import field_path, one_line
+from twin import cli
+from twin.errors import TwinError, field_path, one_line
 
 
 class _Item(BaseModel):
@@ -44,3 +50,37 @@ def test_one_line_names_the_field_the_value_and_how_many_more() -> None:
 
 def test_one_line_of_a_missing_field_shows_no_value() -> None:
     assert one_line(_error({"items": []}), "f.toml") == "f.toml: name: Field required"
+
+
+def _modules() -> list[str]:
+    out = []
+    for pkg in ("twin", "adapters", "sims"):
+        mod = importlib.import_module(pkg)
+        out += [m.name for m in pkgutil.walk_packages(mod.__path__, prefix=f"{pkg}.")
+                if not m.name.endswith("__main__")]
+    return out
+
+
+def test_every_project_exception_derives_from_twin_error() -> None:
+    strays = []
+    for name in _modules():
+        mod = importlib.import_module(name)
+        for cls_name, cls in inspect.getmembers(mod, inspect.isclass):
+            if cls.__module__ == name and issubclass(cls, BaseException) and not issubclass(cls, TwinError):
+                strays.append(f"{name}.{cls_name}")
+    assert strays == []
+
+
+def test_the_cli_turns_any_twin_error_into_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from adapters.telemetry_log import LogError
+
+    def boom(_args: object) -> int:
+        raise LogError("log.jsonl.gz", 3, "not JSON")
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices["asyncapi"].set_defaults(func=boom)  # type: ignore[index]
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["asyncapi"]) == 2
+    assert capsys.readouterr().err == "twin: error: log.jsonl.gz:3: not JSON\n"

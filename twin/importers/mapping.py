@@ -39,6 +39,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from twin.contract import DOMAIN_MODELS, SITE_PATTERN
+from twin.errors import TwinError
 from twin.importers.rows import Row
 from twin.ingest import describe_validation_error
 from twin.timespec import format_t
@@ -51,7 +52,7 @@ _LIST_FIELDS = ("gpu_power_w", "gpu_util", "gpu_temp_c")
 _COMMON = ("ts", "seq", "source")
 
 
-class MappingError(ValueError):
+class MappingError(TwinError, ValueError):
     """The mapping file is wrong, or does not fit the data."""
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from twin.errors import TwinError
 from twin.lineproto import parse_line
 from twin.timespec import parse_time
 
@@ -26,7 +27,7 @@ FORMATS = ("lp", "annotated-csv", "csv")
 PRECISIONS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
-class RowError(ValueError):
+class RowError(TwinError, ValueError):
     def __init__(self, path: str | Path, line: int, reason: str) -> None:
         super().__init__(f"{path}:{line}: {reason}")
         self.line = line
