@@ -21,12 +21,7 @@ from twin.commands.common import (
 )
 from twin.errors import ConfigError
 from twin.live_view import summary_line
-from twin.services.aggregate import AggregatorService
-from twin.services.forecast import ForecastService
-from twin.services.sink import SinkService
-from twin.services.state import StateService
-from twin.settings import journal_options, snapshot_path
-from twin.sinks import make_writer, sink_options
+from twin.services import build
 
 __all__ = ["register"]
 
@@ -110,15 +105,10 @@ def _state(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        halls = args.halls
-        snap = snapshot_path(settings, plant.site.id if not halls else f"{plant.site.id}-{'-'.join(halls)}")
-        service = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
-                               max_future_s=settings.max_future_s or None, snapshot_path=snap,
-                               snapshot_every_s=settings.snapshot_every_s, halls=halls, **journal_options(settings))
-        name = "state" if not halls else f"state-{service.worker_id}"
-        # with a journal, messages are acknowledged once journaled (redelivered after a crash before that)
+        service = build.state_service(settings, plant, args.halls)
+        name = "state" if not args.halls else f"state-{service.worker_id}"
         async with make_bus(settings, url, name, plant.site.id, service.subscriptions, True,
-                            manual_ack=service.journal is not None) as bus:
+                            manual_ack=build.manual_ack(service)) as bus:
             task = asyncio.create_task(service.run(bus))
 
             def report() -> None:
@@ -135,10 +125,9 @@ def _aggregate(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        service = AggregatorService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
-                                    max_future_s=settings.max_future_s or None,
-                                    snapshot_path=snapshot_path(settings, f"{plant.site.id}-aggregate"))
-        async with make_bus(settings, url, "aggregate", plant.site.id, service.subscriptions, True) as bus:
+        service = build.aggregate_service(settings, plant)
+        async with make_bus(settings, url, "aggregate", plant.site.id, service.subscriptions, True,
+                            manual_ack=build.manual_ack(service)) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)
@@ -149,11 +138,9 @@ def _sink(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        service = SinkService(plant.site.id, make_writer(settings), **sink_options(settings))
-        # messages are acknowledged once their lines are written or spooled (redelivered after a crash
-        # to a persistent session: --client-id and --session-expiry)
+        service = build.sink_service(settings, plant)
         async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True,
-                            manual_ack=True) as bus:
+                            manual_ack=build.manual_ack(service)) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)
@@ -164,13 +151,14 @@ def _forecast(args: argparse.Namespace) -> int:
     url = _need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
-        service = ForecastService(plant.site.id)
+        service = build.forecast_service(settings, plant)
         if args.warm_log:
             from twin.forecast.states import states_from_log
 
             log.info("forecast: warmed with %d states from %s", service.warm(states_from_log(args.warm_log, plant)),
                      args.warm_log)
-        async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True) as bus:
+        async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True,
+                            manual_ack=build.manual_ack(service)) as bus:
             return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)

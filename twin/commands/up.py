@@ -32,12 +32,11 @@ from twin.commands.common import (
 )
 from twin.live_view import render, summary_line
 from twin.plant import Plant
-from twin.services.forecast import ForecastService
+from twin.services import build
 from twin.services.sim import SimService
-from twin.services.sink import LineWriter, SinkService
-from twin.services.state import StateService
-from twin.settings import Settings, journal_options, snapshot_path
-from twin.sinks import make_writer, sink_options
+from twin.services.sink import LineWriter
+from twin.settings import Settings
+from twin.sinks import make_writer
 
 __all__ = ["register"]
 
@@ -96,21 +95,20 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
                writer: LineWriter, rack_every: int, args: argparse.Namespace, notes: list[str],
                stop: asyncio.Event) -> int:
     site = plant.site.id
-    state = StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
-                           # the in-process simulator runs ahead of the wall clock at --speed > 1
-                           max_future_s=(settings.max_future_s or None) if args.speed <= 1 else None,
-                           snapshot_path=snapshot_path(settings, plant.site.id),
-                           snapshot_every_s=settings.snapshot_every_s, **journal_options(settings))
-    sink = SinkService(site, writer, **sink_options(settings))
+    # the in-process simulator runs ahead of the wall clock at --speed > 1
+    state = build.state_service(settings, plant, check_future=args.speed <= 1)
+    sink = build.sink_service(settings, plant, writer)
     sim = SimService(plant, seed=args.seed, speed=args.speed, rack_every=rack_every)
-    forecast = ForecastService(site)
+    forecast = build.forecast_service(settings, plant)
     enter = stack.enter_async_context
+    embedded = protocol == "3.1.1"  # amqtt, the demo default
     state_bus = await enter(make_bus(settings, url, "state", site, state.subscriptions, True, protocol,
-                                     manual_ack=state.journal is not None and protocol != "3.1.1"))
+                                     manual_ack=build.manual_ack(state, embedded)))
     sink_bus = await enter(make_bus(settings, url, "sink", site, sink.subscriptions, True, protocol,
-                                    manual_ack=protocol != "3.1.1"))
+                                    manual_ack=build.manual_ack(sink, embedded)))
     sim_bus = await enter(make_bus(settings, url, "sim", site, protocol=protocol))
-    forecast_bus = await enter(make_bus(settings, url, "forecast", site, forecast.subscriptions, True, protocol))
+    forecast_bus = await enter(make_bus(settings, url, "forecast", site, forecast.subscriptions, True, protocol,
+                                        manual_ack=build.manual_ack(forecast, embedded)))
     tasks = [
         asyncio.create_task(state.run(state_bus), name="state"),
         asyncio.create_task(sink.run(sink_bus), name="sink"),

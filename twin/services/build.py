@@ -1,0 +1,53 @@
+"""One builder per service, from the settings and the plant: used by ``twin run NAME`` and ``twin up`` alike,
+so that the wiring (snapshots, journal, limits) and the acknowledgement rule are written once."""
+
+from __future__ import annotations
+
+from twin.plant import Plant
+from twin.services.aggregate import AggregatorService
+from twin.services.forecast import ForecastService
+from twin.services.sink import LineWriter, SinkService
+from twin.services.state import StateService
+from twin.settings import Settings, journal_options, snapshot_path
+from twin.sinks import make_writer, sink_options
+
+__all__ = ["aggregate_service", "forecast_service", "manual_ack", "sink_service", "state_service"]
+
+
+def state_service(settings: Settings, plant: Plant, halls: list[str] | None = None,
+                  check_future: bool = True) -> StateService:
+    """``twin run state`` (or a hall worker with ``halls``); ``check_future`` False for an in-process simulator
+    that runs ahead of the wall clock (``twin up --speed`` above 1)."""
+    site = plant.site.id if not halls else f"{plant.site.id}-{'-'.join(halls)}"
+    return StateService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                        max_future_s=(settings.max_future_s or None) if check_future else None,
+                        snapshot_path=snapshot_path(settings, site), snapshot_every_s=settings.snapshot_every_s,
+                        halls=halls, **journal_options(settings))
+
+
+def sink_service(settings: Settings, plant: Plant, writer: LineWriter | None = None) -> SinkService:
+    return SinkService(plant.site.id, writer or make_writer(settings), **sink_options(settings))
+
+
+def aggregate_service(settings: Settings, plant: Plant) -> AggregatorService:
+    return AggregatorService(plant, tick_s=settings.tick_s, max_payload_bytes=settings.max_payload_bytes,
+                             max_future_s=settings.max_future_s or None,
+                             snapshot_path=snapshot_path(settings, f"{plant.site.id}-aggregate"))
+
+
+def forecast_service(settings: Settings, plant: Plant) -> ForecastService:
+    return ForecastService(plant.site.id)
+
+
+def manual_ack(service: object, embedded: bool = False) -> bool:
+    """Whether the service's bus acknowledges only when told (docs/delivery.md).
+
+    The state service: once a batch is journaled (with the journal off, paho acks on receipt). The sink: once
+    the lines are written or spooled. The others ack on receipt. On the embedded broker (amqtt, MQTT 3.1.1,
+    a demo) every service acks on receipt.
+    """
+    if embedded:
+        return False
+    if isinstance(service, StateService):
+        return service.journal is not None
+    return isinstance(service, SinkService)
