@@ -16,8 +16,14 @@ import time
 from typing import Any
 
 from adapters.adapter_base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
-from twin.commands.common import add_broker_options, make_bus, positive_float, run_until_stopped
-from twin.commands.run import _need_broker, _until
+from twin.commands.common import (
+    add_broker_options,
+    make_bus,
+    need_broker,
+    positive_float,
+    run_service,
+    run_until_stopped,
+)
 from twin.errors import ConfigError, need_extra
 from twin.plant import load_plant
 from twin.settings import load_settings
@@ -65,7 +71,7 @@ def _cmd(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config} does not fit plant {args.plant}: {why}")
     settings = load_settings(broker=args.broker, mqtt_username=args.mqtt_username, mqtt_ca_file=args.mqtt_ca_file,
                              mqtt_client_id=args.mqtt_client_id, mqtt_session_expiry_s=args.mqtt_session_expiry_s)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
     name = adapter.name
 
     async def main(stop: asyncio.Event) -> int:
@@ -78,7 +84,7 @@ def _cmd(args: argparse.Namespace) -> int:
                 log.info("%s: %d messages, %d/%d devices ok%s", name, emitter.published, st.devices_ok,
                          st.devices_total, f", failing: {', '.join(st.failing)}" if st.failing else "")
 
-            rc = await _until(stop, task, args.duration, report)
+            rc = await run_service(stop, task, args.duration, report)
             await bus.drain(timeout=5)
             return rc
 

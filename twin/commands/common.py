@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from adapters.mqtt import Bus, Protocol
+from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.settings import Settings, load_settings
+
+log = logging.getLogger("twin.commands")
 
 __all__ = [
     "add_broker_options",
@@ -20,7 +25,9 @@ __all__ = [
     "add_plant_options",
     "add_state_options",
     "make_bus",
+    "need_broker",
     "positive_float",
+    "run_service",
     "run_until_stopped",
     "settings_from_args",
 ]
@@ -135,3 +142,33 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         return task.result()
 
     return asyncio.run(runner())
+
+
+def need_broker(url: str | None) -> str:
+    """The broker URL, or a one-line error saying how to give one."""
+    if not url:
+        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    return url
+
+
+async def run_service(stop: asyncio.Event, task: asyncio.Task[None], duration: float | None,
+                      report: object = None) -> int:
+    """Run ``task`` until ``stop``, ``duration`` seconds or its end; ``report()`` every 10 s. Exit code."""
+    t0 = time.monotonic()
+    last = 0.0
+    while not stop.is_set() and not task.done():
+        if duration is not None and time.monotonic() - t0 >= duration:
+            break
+        if callable(report) and time.monotonic() - last >= 10:
+            report()
+            last = time.monotonic()
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancel on 3.11
+            async with asyncio.timeout(0.5):
+                await stop.wait()
+    if task.done() and task.exception() is not None:
+        log.error("service stopped: %r", task.exception())
+        return 1
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return 0

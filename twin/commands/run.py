@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import time
 
 from twin.commands.common import (
     add_broker_options,
@@ -15,11 +13,12 @@ from twin.commands.common import (
     add_plant_options,
     add_state_options,
     make_bus,
+    need_broker,
     positive_float,
+    run_service,
     run_until_stopped,
     settings_from_args,
 )
-from twin.errors import ConfigError
 from twin.live_view import summary_line
 from twin.services import build
 
@@ -72,37 +71,9 @@ def _hall_list(text: str) -> list[str]:
     return halls
 
 
-def _need_broker(url: str | None) -> str:
-    if not url:
-        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
-    return url
-
-
-async def _until(stop: asyncio.Event, task: asyncio.Task[None], duration: float | None,
-                 report: object = None) -> int:
-    t0 = time.monotonic()
-    last = 0.0
-    while not stop.is_set() and not task.done():
-        if duration is not None and time.monotonic() - t0 >= duration:
-            break
-        if callable(report) and time.monotonic() - last >= 10:
-            report()
-            last = time.monotonic()
-        with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancel on 3.11
-            async with asyncio.timeout(0.5):
-                await stop.wait()
-    if task.done() and task.exception() is not None:
-        log.error("service stopped: %r", task.exception())
-        return 1
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return 0
-
-
 def _state(args: argparse.Namespace) -> int:
     settings, plant = settings_from_args(args)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
         service = build.state_service(settings, plant, args.halls)
@@ -115,40 +86,40 @@ def _state(args: argparse.Namespace) -> int:
                 if service.latest is not None:
                     log.info(summary_line(service.latest))
 
-            return await _until(stop, task, args.duration, report)
+            return await run_service(stop, task, args.duration, report)
 
     return run_until_stopped(main)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
     settings, plant = settings_from_args(args)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
         service = build.aggregate_service(settings, plant)
         async with make_bus(settings, url, "aggregate", plant.site.id, service.subscriptions, True,
                             manual_ack=build.manual_ack(service)) as bus:
-            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
+            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)
 
 
 def _sink(args: argparse.Namespace) -> int:
     settings, plant = settings_from_args(args)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
         service = build.sink_service(settings, plant)
         async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True,
                             manual_ack=build.manual_ack(service)) as bus:
-            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
+            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)
 
 
 def _forecast(args: argparse.Namespace) -> int:
     settings, plant = settings_from_args(args)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
         service = build.forecast_service(settings, plant)
@@ -159,6 +130,6 @@ def _forecast(args: argparse.Namespace) -> int:
                      args.warm_log)
         async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True,
                             manual_ack=build.manual_ack(service)) as bus:
-            return await _until(stop, asyncio.create_task(service.run(bus)), args.duration)
+            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
 
     return run_until_stopped(main)

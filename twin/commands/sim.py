@@ -32,11 +32,12 @@ from twin.commands.common import (
     add_broker_options,
     add_plant_options,
     make_bus,
+    need_broker,
     positive_float,
+    run_service,
     run_until_stopped,
     settings_from_args,
 )
-from twin.commands.run import _need_broker, _until
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.services.sim import SimService
@@ -108,7 +109,7 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.out:
         return _to_log(args, scenario, plant, seed)
     settings, _ = settings_from_args(args)
-    url = _need_broker(settings.broker)
+    url = need_broker(settings.broker)
     sim = SimService(plant, seed=seed, start_ts=args.start, step_s=args.step or 1.0, speed=args.speed,
                      rack_every=args.rack_every, scenario=scenario)
     if args.speed > 1.0:
@@ -117,7 +118,7 @@ def _cmd(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         async with make_bus(settings, url, "sim", plant.site.id) as bus:
             task = asyncio.create_task(sim.run(bus, duration_s=args.duration))
-            rc = await _until(stop, task, None)
+            rc = await run_service(stop, task, None)
             await bus.drain(timeout=10)
             return rc
 
