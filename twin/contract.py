@@ -1,4 +1,4 @@
-"""The wire contract v1 (``shared/design/contract.md``) as pydantic v2 models.
+"""The wire contract v1 (``docs/contract.md``) as pydantic v2 models.
 
 This module is the source of truth in code for every payload on the bus: the
 telemetry the twin ingests, and the twin's outputs. Field names carry their unit.

@@ -1,6 +1,6 @@
 """The contract's InfluxDB schema as line protocol, built directly (no ``Point`` on the hot path).
 
-Measurements (``shared/design/contract.md``): ``plant_state`` (tag ``site``),
+Measurements (``docs/contract.md``): ``plant_state`` (tag ``site``),
 ``hall_state`` (``site``, ``hall``), ``forecast`` (``site``, ``quantity``, ``model``),
 ``alarm`` (``site``, ``alarm_id``, ``severity``); optionally the downsampled raw
 telemetry mirror ``raw_{domain}`` (``site``, ``asset``, and ``hall`` for racks).

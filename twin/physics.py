@@ -1,7 +1,8 @@
-"""Plant physics shared by the simulators and the state model (``shared/design/plant.md``).
+"""Plant physics shared by the simulators and the state model (``docs/plant-and-physics.md``).
 
 One public function per physical model, pure numpy, vectorised, units in the
-docstring, a reference to the source (in the style of pvlib). No I/O here.
+docstring, a reference to the source (in the style of pvlib). No I/O here. "plant.md physics (N)"
+in the docstrings here and elsewhere is relation (N) under "Physics" on that page.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The simulators and the state model are both shaped from one of these, so that the
 twin and the plant it mirrors agree on every asset id. See ``plants/phase1.toml``
-for the default plant of ``shared/design/plant.md``.
+for the default plant of ``docs/plant-and-physics.md``.
 """
 
 from __future__ import annotations

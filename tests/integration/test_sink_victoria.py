@@ -2,7 +2,7 @@
 
 VictoriaMetrics keeps every sample it is sent (it does not overwrite same-timestamp
 points as InfluxDB does), so "none twice" is checked for real here. It can lose the
-last seconds of acknowledged writes on SIGKILL (see shared/design/testing.md), so
+last seconds of acknowledged writes on SIGKILL (see docs/sink.md), so
 the outage test kills it at a moment when the sink's last write is ten seconds old.
 """
 
