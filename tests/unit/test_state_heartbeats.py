@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -77,3 +79,31 @@ def test_a_window_flushed_early_and_completed_later_counts_its_energy_once_with_
     assert got.erf == pytest.approx(expected.erf, rel=1e-12)
     assert svc.model.energy_facility_mwh == pytest.approx(whole.model.energy_facility_mwh, rel=1e-12)
     assert svc.model.energy_reused_mwh == pytest.approx(whole.model.energy_reused_mwh, rel=1e-12)
+
+
+def test_the_run_loop_takes_every_message_across_batch_boundaries(small_plant: Plant) -> None:
+    """A backlog longer than one batch (2,000): the message after a full batch is not dropped (it once was)."""
+    import aiomqtt
+
+    sim = SimService(small_plant, start_ts=1_795_300_000.0)
+    msgs = [m for k in range(300) for m in sim.messages_for_step(k, 1_795_300_000.0 + k)]
+    assert len(msgs) > 2 * 2000 + 1
+    bus = RecordingBus()
+    bus.queue = asyncio.Queue()  # type: ignore[attr-defined]
+    for mid, (topic, payload) in enumerate(msgs, 1):
+        bus.queue.put_nowait(aiomqtt.Message(topic, payload, 1, False, mid, None))  # type: ignore[attr-defined]
+    service = StateService(small_plant)
+
+    async def main() -> None:
+        task = asyncio.create_task(service.run(bus))  # type: ignore[arg-type]
+        for _ in range(200):
+            if bus.queue.empty():  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert service.model.counters.msgs_in == len(msgs)

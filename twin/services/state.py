@@ -295,8 +295,11 @@ class StateService:
                 msg = await queue.get()
                 self._last_msg_wall = time.monotonic()
                 now = time.time()
+                msgs = [msg]
+                while len(msgs) < self.batch_max and not queue.empty():
+                    msgs.append(queue.get_nowait())
                 batch = []
-                for _ in range(self.batch_max):
+                for msg in msgs:
                     payload = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
                     item = (msg.topic.value, bytes(payload), is_redelivery(msg))
                     batch.append(item)
@@ -304,9 +307,6 @@ class StateService:
                         journal.append(item[0], item[1], now, item[2])
                     if manual:
                         self._unacked.append(bus.ack_key(msg))
-                    if queue.empty():
-                        break
-                    msg = queue.get_nowait()
                 self._commit()
                 for topic, payload, dup in batch:
                     self.handle(topic, payload, now, dup)
