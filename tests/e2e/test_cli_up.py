@@ -54,6 +54,23 @@ def test_twin_up_against_mosquitto_runs_the_full_plant_at_1hz(mosquitto: Mosquit
     assert per_tick.count(whole_plant) >= len(per_tick) - 3, per_tick
 
 
+def test_twin_up_a_second_time_on_the_same_data_dir_takes_the_new_run_at_once(mosquitto: MosquittoServer,
+                                                                            tmp_path: Path) -> None:
+    """The snapshot of the first run is restored; the new simulator numbers its streams from 0 again, at newer
+    event times: a restarted publisher, not 8 s of duplicates (it was: GPUs 0 of 100,224, frozen power)."""
+    argv = [*TWIN, "up", "--broker", mosquitto.url, "--duration", "8", "--data-dir", str(tmp_path)]
+    for run in (1, 2):
+        r = subprocess.run(argv, env=env_with_venv(), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert r.returncode == 0, (run, r.stdout + r.stderr)
+        if run == 1:
+            first = len(_lines(tmp_path, "plant_state"))
+    second = _lines(tmp_path, "plant_state")[first:]
+    assert len(second) >= 4, second
+    assert "gpus_reporting=100224i" in second[-2]
+    dups = [int(re.search(r"msgs_duplicate=(\d+)i", s).group(1)) for s in second]  # type: ignore[union-attr]
+    assert dups[-1] == dups[0], dups  # the second run's telemetry is all new
+
+
 @pytest.mark.parametrize(("args", "expect"), [
     (["up", "--duration", "-3"], "--duration: must be > 0"),
     (["up", "--nope"], "unrecognized arguments: --nope"),

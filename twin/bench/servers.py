@@ -46,17 +46,18 @@ def victoria_timestamps(url: str, match: str, timeout: float = 120.0) -> list[in
 
 
 @contextlib.contextmanager
-def mosquitto_server(workdir: Path, stock: bool = False) -> Iterator[int]:
+def mosquitto_server(workdir: Path, limits: str = "tuned") -> Iterator[int]:
     """A Mosquitto of the benchmark's own, loopback only; yields its port and stops it after.
 
-    ``stock``: no limit lines (Mosquitto's 20 in flight and 1,000 queued per client), as a new user runs it;
-    otherwise unlimited in flight and a queue of 1,000,000 (to hold a backlog for a drain)."""
+    ``limits``: ``tuned`` (unlimited in flight, 1,000,000 queued: to hold a backlog for a drain), ``inflight``
+    (the stock in-flight window of 20, the queue raised to hold the backlog), ``stock`` (no limit lines)."""
     if not Path(MOSQUITTO).exists():
         raise RuntimeError(f"mosquitto not found at {MOSQUITTO}: apt-get install mosquitto (scripts/test does it)")
     port = free_port()
     conf = workdir / f"mosquitto-{port}.conf"
-    limits = "" if stock else "max_inflight_messages 0\nmax_queued_messages 1000000\n"
-    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n{limits}"
+    lines = {"tuned": "max_inflight_messages 0\nmax_queued_messages 1000000\n",
+             "inflight": "max_queued_messages 1000000\n", "stock": ""}[limits]
+    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n{lines}"
                     "log_dest stderr\nlog_type error\n")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
