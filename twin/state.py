@@ -19,6 +19,11 @@ from twin.plant import Plant
 __all__ = ["Counters", "SeqTracker", "StateModel"]
 
 _NEVER = -np.inf
+#: Racks' GPU rows copied into the numpy arrays in chunks of this many, not all at the window's close:
+#: the copy costs ~12 us a rack (np.array over Python floats), so phase 1's 1,392 racks at once held the
+#: event loop ~24 ms each tick and the 1 Hz p99 publish-to-state latency was 31-35 ms; in chunks of 128
+#: (~2 ms each) the total is the same and no single stall is long (docs/benchmarks.md, ingest).
+_MATERIALIZE_EVERY = 128
 _WINDOW = 64  # seq numbers remembered below the newest, to tell duplicates from late messages
 
 
@@ -180,7 +185,10 @@ class StateModel:
                 self.rack_temp_max_c[i] = max(t)
                 self.rack_missing[i] = 0
             self.rack_ts[i] = ts
-            self._rows[i] = (p, u, t)
+            rows = self._rows
+            rows[i] = (p, u, t)
+            if len(rows) >= _MATERIALIZE_EVERY:
+                self.materialize()
         elif domain == "coolant":
             if ts < self.cdu_ts[i]:
                 return False
