@@ -20,7 +20,7 @@ _TOPIC_JSON: dict[str, bytes] = {}
 def log_line(t: float, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bytes:
     """A telemetry-log line for a payload that is already compact JSON (the simulator's own).
 
-    Byte for byte what :func:`adapters.telemetry_log.encode_line` writes, without parsing the
+    Byte for byte what :func:`adapters.logs.telemetry_log.encode_line` writes, without parsing the
     payload again.
     """
     return (b'{"t":' + orjson.dumps(t) + b',"topic":' + _topic_json(topic) + b',"qos":' + str(qos).encode()

@@ -23,9 +23,9 @@ from typing import Any
 
 import aiomqtt
 
-from adapters.adapter_base import Emitter
-from adapters.modbus_cdu import DataType, encode_value
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
+from adapters.field.base import Emitter
+from adapters.field.modbus_cdu import DataType, encode_value
 from tests.servers import free_port
 
 __all__ = ["CduServer", "ExporterServer", "Gpu", "Listener", "MeterServer", "exporter_page", "make_certificate",

@@ -6,7 +6,7 @@ __all__ = ["RecordingBus"]
 
 
 class RecordingBus:
-    """Stands in for :class:`adapters.mqtt.Bus` where a service only publishes: records every
+    """Stands in for :class:`adapters.bus.mqtt.Bus` where a service only publishes: records every
     ``publish_nowait`` as ``(topic, payload bytes, qos, retain)`` and shows a healthy bus's
     counters (a test may set ``dropped`` to mimic an overflowing incoming queue)."""
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.influx_http import InfluxHttpWriter
-from adapters.line_files import LineFileWriter
+from adapters.sink.influx_http import InfluxHttpWriter
+from adapters.sink.line_files import LineFileWriter
 from twin.services.sink import LineWriter
 from twin.settings import Settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.contract.test_models import VALID
 from tests.deploy.broker import PASSWORDS, password_env, start_repo_broker
 from tests.servers import MosquittoServer, env_with_venv

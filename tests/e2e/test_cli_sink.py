@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.conftest import REPO, collect
 from tests.contract.test_models import VALID
 from tests.servers import MosquittoServer, VictoriaMetricsServer, env_with_venv

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import parse_broker_url
-from adapters.mqtt_publisher import FastPublisher
-from adapters.telemetry_log import LogError, LogReader, iter_log
+from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.publisher import FastPublisher
+from adapters.logs.telemetry_log import LogError, LogReader, iter_log
 from tests.conftest import REPO
 from tests.servers import MosquittoServer, env_with_venv
 

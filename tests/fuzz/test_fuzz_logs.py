@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tests.fuzz.hostile import NOW, PAYLOAD_KINDS, RAW_TOKENS, SEEDS, mutate, random_json
 from twin.importers.rows import RowError, parse_lp_line, read_rows
 
-from adapters.telemetry_log import LogError, LogReader, LogRecord, decode_line  # isort: skip
+from adapters.logs.telemetry_log import LogError, LogReader, LogRecord, decode_line  # isort: skip
 
 CASES = int(os.environ.get("TWIN_FUZZ_CASES", "10000"))
 FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck), database=None,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_base import load_adapter_config
-from adapters.dcgm import DcgmAdapter, DcgmConfig
+from adapters.field.base import load_adapter_config
+from adapters.field.dcgm import DcgmAdapter, DcgmConfig
 from tests.adapter_servers import ExporterServer, Gpu, Listener, run_adapter
 from tests.servers import MosquittoServer
 

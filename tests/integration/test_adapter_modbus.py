@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_base import load_adapter_config
-from adapters.modbus_cdu import ModbusAdapter, ModbusConfig
+from adapters.field.base import load_adapter_config
+from adapters.field.modbus_cdu import ModbusAdapter, ModbusConfig
 from tests.adapter_servers import CduServer, Listener, run_adapter
 from tests.servers import MosquittoServer
 from twin.errors import ConfigError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_base import load_adapter_config
-from adapters.opcua_meters import OpcuaAdapter, OpcuaConfig
+from adapters.field.base import load_adapter_config
+from adapters.field.opcua_meters import OpcuaAdapter, OpcuaConfig
 from tests.adapter_servers import Listener, MeterServer, make_certificate, run_adapter
 from tests.servers import MosquittoServer
 from twin.errors import ConfigError

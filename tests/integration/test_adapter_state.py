@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_base import load_adapter_config
-from adapters.dcgm import DcgmAdapter, DcgmConfig
-from adapters.modbus_cdu import ModbusAdapter, ModbusConfig
-from adapters.mqtt import Bus
-from adapters.opcua_meters import OpcuaAdapter, OpcuaConfig
+from adapters.bus.mqtt import Bus
+from adapters.field.base import load_adapter_config
+from adapters.field.dcgm import DcgmAdapter, DcgmConfig
+from adapters.field.modbus_cdu import ModbusAdapter, ModbusConfig
+from adapters.field.opcua_meters import OpcuaAdapter, OpcuaConfig
 from tests.adapter_servers import CduServer, ExporterServer, Gpu, Listener, MeterServer, run_adapter
 from tests.conftest import REPO
 from tests.servers import MosquittoServer

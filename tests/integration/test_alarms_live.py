@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from sims.scenario import parse_scenario
 from tests.conftest import REPO
 from tests.servers import MosquittoServer

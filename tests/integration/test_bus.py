@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.embedded_broker import EmbeddedBroker
-from adapters.mqtt import Bus, parse_broker_url
+from adapters.bus.embedded_broker import EmbeddedBroker
+from adapters.bus.mqtt import Bus, parse_broker_url
 from tests.conftest import REPO, collect, mosquitto_pub
 from tests.servers import MosquittoServer, env_with_venv
 from twin.errors import ConfigError

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.conftest import REPO, collect
 from tests.servers import MosquittoServer, NatsServer, env_with_venv
 from twin.contract import PlantState

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.conftest import REPO
 from tests.servers import MosquittoServer, VictoriaMetricsServer, env_with_venv
 from twin.plant import Plant, load_plant

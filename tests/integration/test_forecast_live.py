@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.influx_http import InfluxHttpWriter
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
+from adapters.sink.influx_http import InfluxHttpWriter
 from tests.conftest import collect
 from tests.contract.test_models import VALID
 from tests.servers import MosquittoServer, VictoriaMetricsServer

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.mqtt import Bus, parse_broker_url
-from adapters.mqtt_publisher import FastPublisher
-from adapters.record import record
-from adapters.replay import Replayer, ReplayOptions
-from adapters.replay_pace import StatePacer
-from adapters.telemetry_log import TelemetryLogWriter, iter_log
+from adapters.bus.mqtt import Bus, parse_broker_url
+from adapters.bus.publisher import FastPublisher
+from adapters.logs.record import record
+from adapters.logs.replay import Replayer, ReplayOptions
+from adapters.logs.replay_pace import StatePacer
+from adapters.logs.telemetry_log import TelemetryLogWriter, iter_log
 from tests.conftest import REPO, collect, mosquitto_pub
 from tests.servers import MosquittoServer, env_with_venv
 from twin.contract import PlantState

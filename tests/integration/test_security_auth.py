@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.conftest import REPO
 from tests.servers import MosquittoServer, VictoriaMetricsServer, env_with_venv
 from twin.errors import ConfigError

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.servers import MosquittoServer, env_with_venv, free_port
 from twin.errors import ConfigError
 

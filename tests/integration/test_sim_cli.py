@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.telemetry_log import iter_log
+from adapters.logs.telemetry_log import iter_log
 from tests.conftest import collect
 from tests.servers import MosquittoServer, env_with_venv
 from twin.ingest import Decoded, Decoder

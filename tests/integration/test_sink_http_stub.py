@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.influx_http import InfluxHttpWriter
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
+from adapters.sink.influx_http import InfluxHttpWriter
 from tests.conftest import collect
 from tests.servers import MosquittoServer
 from twin.services.sink import SinkService

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from tests.conftest import REPO, collect, mosquitto_pub
 from tests.servers import MosquittoServer, env_with_venv
 from twin.plant import load_plant

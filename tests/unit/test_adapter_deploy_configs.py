@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.adapter_base import load_adapter_config, plant_mismatch
-from adapters.dcgm import DcgmAdapter, DcgmConfig
-from adapters.modbus_cdu import ModbusAdapter, ModbusConfig
-from adapters.opcua_meters import OpcuaConfig
+from adapters.field.base import load_adapter_config, plant_mismatch
+from adapters.field.dcgm import DcgmAdapter, DcgmConfig
+from adapters.field.modbus_cdu import ModbusAdapter, ModbusConfig
+from adapters.field.opcua_meters import OpcuaConfig
 from tests.conftest import REPO
 from twin.plant import Plant
 

@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from adapters.adapter_base import Emitter, Refused
-from adapters.dcgm import DcgmConfig, GpuSample, RackAssembler, parse_exposition
-from adapters.modbus_cdu import RegisterField, decode_registers, encode_value, plan_reads
-from adapters.units import contract_unit, converter
+from adapters.field.base import Emitter, Refused
+from adapters.field.dcgm import DcgmConfig, GpuSample, RackAssembler, parse_exposition
+from adapters.field.modbus_cdu import RegisterField, decode_registers, encode_value, plan_reads
+from adapters.field.units import contract_unit, converter
 from tests.adapter_servers import Gpu, exporter_page
 from twin.contract import CoolantTelemetry, GpuRackTelemetry
 

@@ -73,7 +73,7 @@ def test_every_project_exception_derives_from_twin_error() -> None:
 
 def test_the_cli_turns_any_twin_error_into_one_line(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from adapters.telemetry_log import LogError
+    from adapters.logs.telemetry_log import LogError
 
     def boom(_args: object) -> int:
         raise LogError("log.jsonl.gz", 3, "not JSON")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.telemetry_log import TelemetryLogWriter
+from adapters.logs.telemetry_log import TelemetryLogWriter
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.errors import ConfigError

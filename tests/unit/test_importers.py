@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.line_files import LineFileWriter
-from adapters.telemetry_log import iter_log
+from adapters.logs.telemetry_log import iter_log
+from adapters.sink.line_files import LineFileWriter
 from tests.conftest import REPO
 from twin.cli import main
 from twin.contract import Alarm, PlantState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from adapters.replay import Replayer, ReplayOptions, is_twin_output
-from adapters.telemetry_log import LogRecord
+from adapters.logs.replay import Replayer, ReplayOptions, is_twin_output
+from adapters.logs.telemetry_log import LogRecord
 
 
 def rec(topic: str = "stargate/narvik/hydro/feeder-a", ts: float = 100.0, seq: int = 0, t: float = 100.5) -> LogRecord:
@@ -54,7 +54,7 @@ def test_time_and_topic_filters() -> None:
 
 def test_edited_log_bytes_equal_the_re_encoded_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The fast path (editing the payload bytes of the line) gives exactly what encoding the changed value gives."""
-    from adapters.telemetry_log import LogReader, TelemetryLogWriter
+    from adapters.logs.telemetry_log import LogReader, TelemetryLogWriter
 
     path = tmp_path / "x.jsonl"
     payloads = [
@@ -84,8 +84,8 @@ def test_edited_log_bytes_equal_the_re_encoded_value(tmp_path) -> None:  # type:
 
 
 def test_pacing_by_the_twins_state() -> None:
-    from adapters.mqtt import parse_broker_url
-    from adapters.replay_pace import StatePacer
+    from adapters.bus.mqtt import parse_broker_url
+    from adapters.logs.replay_pace import StatePacer
 
     p = StatePacer(parse_broker_url("mqtt://127.0.0.1:1"), "narvik", lag_s=5.0)  # not connected: logic only
     assert p.allows(1000.0) and p.allows(1005.0) and not p.allows(1005.5)  # no state yet: lag from the first
@@ -96,7 +96,7 @@ def test_pacing_by_the_twins_state() -> None:
 
 def test_pacing_asks_with_the_payloads_event_time_not_the_receive_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A recording of a run faster than real time: t (receive time) is far from ts (event time, the twin's clock)."""
-    from adapters.telemetry_log import TelemetryLogWriter
+    from adapters.logs.telemetry_log import TelemetryLogWriter
 
     log = tmp_path / "rec.jsonl"
     with TelemetryLogWriter(log) as w:

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from adapters.telemetry_log import encode_line, iter_log
+from adapters.logs.telemetry_log import encode_line, iter_log
 from sims.messages import FrameEncoder, log_line
 from sims.plant_sim import PlantSim
 from twin.ingest import Decoded, Decoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapters.line_files import LineFileWriter
+from adapters.sink.line_files import LineFileWriter
 from twin.lineproto import parse_line
 from twin.services.sink import SinkService
 

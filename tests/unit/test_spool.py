@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.spool import Spool
+from adapters.sink.spool import Spool
 
 
 def _drain(sp: Spool, n: int = 3) -> list[str]:

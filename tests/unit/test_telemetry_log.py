@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.telemetry_log import LogError, LogReader, LogRecord, TelemetryLogWriter, iter_log, part_path
+from adapters.logs.telemetry_log import LogError, LogReader, LogRecord, TelemetryLogWriter, iter_log, part_path
 
 
 def test_json_payload_is_a_value_and_other_bytes_are_base64(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_concatenated_gzip_members_read_through_and_non_gzip_is_reported(tmp_pat
 def test_the_recorders_clock_is_steady_and_follows_the_wall_clock() -> None:
     import time
 
-    from adapters.record import WallClock
+    from adapters.logs.record import WallClock
 
     c = WallClock()
     ts = [c() for _ in range(1000)]

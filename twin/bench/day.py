@@ -80,7 +80,7 @@ def expected_counts(scenario_name: str, step_s: float, rack_every: int, steps: i
 
 def verify_log(path: Path, expected: dict[str, int]) -> dict[str, Any]:
     """Read the whole log: per-topic counts against ``expected`` and ``seq`` from 0 without a break."""
-    from adapters.telemetry_log import LogError, LogReader
+    from adapters.logs.telemetry_log import LogError, LogReader
 
     counts: dict[str, int] = {}
     next_seq: dict[str, int] = {}

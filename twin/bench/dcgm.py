@@ -5,8 +5,8 @@ three families the adapter uses plus ``--other-families`` more, as a default exp
 then measures in the same run, median of ``--repeat``:
 
 - ``whole_page``: prometheus_client's parser over the whole page (the baseline);
-- ``adapter_parse``: :func:`adapters.dcgm.parse_exposition` (only the three families are parsed);
-- ``assemble``: :class:`adapters.dcgm.RackAssembler` slotting the samples into racks.
+- ``adapter_parse``: :func:`adapters.field.dcgm.parse_exposition` (only the three families are parsed);
+- ``assemble``: :class:`adapters.field.dcgm.RackAssembler` slotting the samples into racks.
 
 Figures are CPU milliseconds per tray page; ``hall_round_s`` is one hall (174 racks x 18 trays =
 3,132 pages) per round, which bounds the scrape interval one adapter process can keep.
@@ -62,7 +62,7 @@ def _median(fn: Callable[[], object], repeat: int) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     text_string_to_metric_families = need_extra("prometheus_client.parser", "adapters",
                                                 "twin bench dcgm").text_string_to_metric_families
-    from adapters.dcgm import DcgmConfig, RackAssembler, parse_exposition
+    from adapters.field.dcgm import DcgmConfig, RackAssembler, parse_exposition
     trays = max(18, args.trays - args.trays % 18)
     hosts = [(f"h1-r{r:03d}-ct{t:02d}", r) for r in range(1, trays // 18 + 1) for t in range(1, 19)]
     cfg = DcgmConfig.model_validate({

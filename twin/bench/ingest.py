@@ -233,8 +233,8 @@ def _rss_mb() -> float:
 
 
 def _publish(port: int, path: Path) -> None:
-    from adapters.mqtt import parse_broker_url
-    from adapters.mqtt_publisher import FastPublisher
+    from adapters.bus.mqtt import parse_broker_url
+    from adapters.bus.publisher import FastPublisher
 
     msgs: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
     with FastPublisher(parse_broker_url(f"mqtt://127.0.0.1:{port}"), window=2000) as pub:
@@ -246,8 +246,8 @@ def _publish(port: int, path: Path) -> None:
 
 def _pace(port: int, seconds: int) -> None:
     """The plant at 1 Hz: every rack once a second, spread over the second, ts = publish time."""
-    from adapters.mqtt import parse_broker_url
-    from adapters.mqtt_publisher import FastPublisher
+    from adapters.bus.mqtt import parse_broker_url
+    from adapters.bus.publisher import FastPublisher
 
     start = time.time() + 1.0
     rounds = _messages(1, start)[0]
@@ -332,7 +332,7 @@ def _consume_paho(port: int, mode: str, expect: int) -> None:
 def _consume_twin(port: int, mode: str, expect: int, halls: list[str], backlog: bool) -> None:
     import asyncio
 
-    from adapters.mqtt import Bus
+    from adapters.bus.mqtt import Bus
     from twin.plant import load_plant
     from twin.services.state import StateService
 
@@ -381,7 +381,7 @@ def _consume_run(port: int, journal: bool, expect: int, data_dir: str, pace: boo
     messages or after 3 s without one (what the broker dropped is then counted in ``seq_gaps``)."""
     import asyncio
 
-    from adapters.mqtt import Bus
+    from adapters.bus.mqtt import Bus
     from twin.plant import load_plant
     from twin.services.state import StateService
 

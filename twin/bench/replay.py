@@ -29,10 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.mqtt import parse_broker_url
-from adapters.mqtt_publisher import FastPublisher
-from adapters.replay import Replayer, ReplayOptions
-from adapters.telemetry_log import TelemetryLogWriter
+from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.publisher import FastPublisher
+from adapters.logs.replay import Replayer, ReplayOptions
+from adapters.logs.telemetry_log import TelemetryLogWriter
 from twin.bench.servers import mosquitto_server
 
 __all__ = ["register", "run"]

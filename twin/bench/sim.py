@@ -9,7 +9,7 @@ whole plant step costs):
 - ``step_encode``: steps plus every contract message encoded (1,629 per step for phase 1);
 - ``publish_max``: steps, encoding and QoS 1 publishing to a real Mosquitto that the benchmark
   starts itself, as fast as the broker acknowledges;
-- ``publish_fast``: the same with :class:`adapters.mqtt_publisher.FastPublisher` (the lean
+- ``publish_fast``: the same with :class:`adapters.bus.publisher.FastPublisher` (the lean
   blocking publisher the replayer uses) instead of the asyncio ``Bus``: how fast a full-plant
   ``--speed`` could go;
 - ``live_1x``: a live run at ``--speed 1`` for ``--live-seconds``: the process's CPU time per wall
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters.mqtt import Bus, parse_broker_url
-from adapters.mqtt_publisher import FastPublisher
+from adapters.bus.mqtt import Bus, parse_broker_url
+from adapters.bus.publisher import FastPublisher
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.bench.servers import mosquitto_server

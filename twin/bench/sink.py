@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from adapters.influx_http import InfluxHttpWriter
+from adapters.sink.influx_http import InfluxHttpWriter
 from twin.bench.servers import victoria_metrics
 from twin.contract import Forecast, ForecastPoint, HallState, PlantState
 from twin.services.sink import SinkService

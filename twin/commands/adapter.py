@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from adapters.adapter_base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
+from adapters.field.base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
 from twin.commands.common import (
     add_broker_options,
     make_bus,
@@ -34,9 +34,9 @@ log = logging.getLogger("twin.adapter")
 
 #: NAME -> (module, adapter class, config class)
 ADAPTERS: dict[str, tuple[str, str, str]] = {
-    "dcgm": ("adapters.dcgm", "DcgmAdapter", "DcgmConfig"),
-    "modbus": ("adapters.modbus_cdu", "ModbusAdapter", "ModbusConfig"),
-    "opcua": ("adapters.opcua_meters", "OpcuaAdapter", "OpcuaConfig"),
+    "dcgm": ("adapters.field.dcgm", "DcgmAdapter", "DcgmConfig"),
+    "modbus": ("adapters.field.modbus_cdu", "ModbusAdapter", "ModbusConfig"),
+    "opcua": ("adapters.field.opcua_meters", "OpcuaAdapter", "OpcuaConfig"),
 }
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from adapters.mqtt import Bus, Protocol
+from adapters.bus.mqtt import Bus, Protocol
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.settings import Settings, load_settings

@@ -22,7 +22,7 @@ import sys
 
 import aiomqtt
 
-from adapters.mqtt import parse_broker_url
+from adapters.bus.mqtt import parse_broker_url
 from twin.commands.common import add_broker_options, positive_float
 from twin.errors import ConfigError
 from twin.plant import load_plant

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.telemetry_log import TelemetryLogWriter
+from adapters.logs.telemetry_log import TelemetryLogWriter
 from twin.errors import ConfigError
 from twin.importers.mapping import MappingError, build_messages, load_mapping
 from twin.importers.rows import FORMATS, PRECISIONS, Row, RowError, read_rows

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import sys
 
-from adapters.mqtt import Bus
-from adapters.record import RecordStats, record
-from adapters.telemetry_log import TelemetryLogWriter
+from adapters.bus.mqtt import Bus
+from adapters.logs.record import RecordStats, record
+from adapters.logs.telemetry_log import TelemetryLogWriter
 from twin.commands.common import make_bus, positive_float, run_until_stopped
 from twin.errors import ConfigError
 from twin.settings import load_settings

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from adapters.mqtt import parse_broker_url
-from adapters.mqtt_publisher import FastPublisher, PublisherError
-from adapters.replay import Replayer, ReplayOptions, ReplayStats, first_t
-from adapters.replay_pace import StatePacer
-from adapters.telemetry_log import LogError, LogReader, LogRecord
+from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.publisher import FastPublisher, PublisherError
+from adapters.logs.replay import Replayer, ReplayOptions, ReplayStats, first_t
+from adapters.logs.replay_pace import StatePacer
+from adapters.logs.telemetry_log import LogError, LogReader, LogRecord
 from twin.contract import SITE_PATTERN
 from twin.errors import ConfigError
 from twin.settings import load_settings

@@ -24,8 +24,8 @@ import threading
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adapters.mqtt import parse_broker_url
-from adapters.mqtt_publisher import FastPublisher, PublisherError
+from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.publisher import FastPublisher, PublisherError
 from sims.scenario import Scenario, list_scenarios, load_scenario
 from sims.timebase import parse_duration, parse_start
 from twin.commands.common import (

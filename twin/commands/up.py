@@ -17,8 +17,8 @@ from contextlib import AsyncExitStack
 from rich.console import Console
 from rich.live import Live
 
-from adapters.embedded_broker import EmbeddedBroker
-from adapters.mqtt import Protocol
+from adapters.bus.embedded_broker import EmbeddedBroker
+from adapters.bus.mqtt import Protocol
 from twin.commands.common import (
     add_broker_options,
     add_data_dir_option,

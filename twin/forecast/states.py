@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.telemetry_log import LogError, LogReader, TelemetryLogWriter
+from adapters.logs.telemetry_log import LogError, LogReader, TelemetryLogWriter
 from twin.contract import HallState, PlantState
 from twin.errors import ConfigError
 from twin.ingest import Decoder, Rejected

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from twin.aggregate import PLANT_LEVEL_DOMAINS, combine
 from twin.contract import HallState, PlantState, WorkerState
 from twin.plant import Plant

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from adapters.mqtt import Bus
+from adapters.bus.mqtt import Bus
 from twin.contract import Forecast, HallState, PlantState
 from twin.forecast.engine import Forecaster
 from twin.topics import Topics

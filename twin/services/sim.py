@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from adapters.mqtt import Bus
-from adapters.mqtt_publisher import FastPublisher
+from adapters.bus.mqtt import Bus
+from adapters.bus.publisher import FastPublisher
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from sims.scenario import Scenario

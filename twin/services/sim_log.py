@@ -8,7 +8,7 @@ step into JSON and deflating ~2 MB a step. So:
 - the steps are cut into chunks of a fixed number of steps (:func:`steps_per_chunk`), and worker
   processes turn each chunk into log lines and deflate it, as one gzip member, in parallel;
 - this process writes the members in step order. A gzip file may hold any number of members
-  (RFC 1952 2.2); ``gzip``, ``zcat`` and :class:`adapters.telemetry_log.LogReader` read them as one.
+  (RFC 1952 2.2); ``gzip``, ``zcat`` and :class:`adapters.logs.telemetry_log.LogReader` read them as one.
 
 Each rack's and CDU's ``seq`` is a function of the step index (:meth:`sims.messages.FrameEncoder.seek`)
 and a chunk's bytes depend only on its steps, so the file is byte-identical whatever the number of
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from isal import isal_zlib as _deflate
 
-from adapters.telemetry_log import ISAL_MAX_LEVEL
+from adapters.logs.telemetry_log import ISAL_MAX_LEVEL
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim, SimFrame
 from sims.scenario import Scenario

@@ -10,7 +10,7 @@ Flow (one process, two tasks):
   other failures back off exponentially with jitter).
 
 Whatever cannot be written now is appended to the durable spool on disk
-(``adapters.spool``, fsync'd), and from then on new batches queue behind it, so the
+(``adapters.sink.spool``, fsync'd), and from then on new batches queue behind it, so the
 database receives everything in order once it answers again. Lines are committed out
 of the spool only after the database acknowledged them (or they were dead-lettered).
 
@@ -32,8 +32,8 @@ from typing import Protocol
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from adapters.mqtt import Bus
-from adapters.spool import Spool, SpoolPosition
+from adapters.bus.mqtt import Bus
+from adapters.sink.spool import Spool, SpoolPosition
 from twin import lineproto
 from twin.contract import DOMAIN_MODELS, Alarm, DeadLetter, Forecast, HallState, PlantState
 from twin.sink_delivery import Backoff, Delivery, Throttled, deliver

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from adapters.bus.mqtt import Bus, is_redelivery
 from adapters.journal import FsyncPolicy, Journal
-from adapters.mqtt import Bus, is_redelivery
 from twin.alarms import AlarmBank, AlarmRule
 from twin.contract import Alarm, DeadLetter, HallState, PlantState, WorkerState
 from twin.errors import ConfigError

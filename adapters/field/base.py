@@ -81,7 +81,7 @@ def load_adapter_config(path: str | Path, model: type[C]) -> C:
 
 
 class StatusSink(Protocol):
-    """Where messages go: the MQTT :class:`adapters.mqtt.Bus` (or a list in unit tests)."""
+    """Where messages go: the MQTT :class:`adapters.bus.mqtt.Bus` (or a list in unit tests)."""
 
     def publish_nowait(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> bool: ...
 

@@ -42,7 +42,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from adapters.adapter_base import AdapterConfig, DeviceHealth, Emitter, Refused
+from adapters.field.base import AdapterConfig, DeviceHealth, Emitter, Refused
 from twin.contract import ASSET_ID_PATTERN, MAX_GPUS_PER_RACK, GpuRackTelemetry
 
 __all__ = ["DcgmAdapter", "DcgmConfig", "GpuSample", "RackAssembler", "parse_exposition", "wanted_lines"]

@@ -1,6 +1,6 @@
 """A lean blocking MQTT publisher for bulk replay: QoS 0/1 with a bounded in-flight window.
 
-Why not paho or the :class:`adapters.mqtt.Bus`: measured here (2 cores, Mosquitto on the
+Why not paho or the :class:`adapters.bus.mqtt.Bus`: measured here (2 cores, Mosquitto on the
 same machine, 1.4 KB rack messages, QoS 1), paho 2.2's ``publish`` with its ack handling
 tops out near 15,000-17,000 msg/s single-threaded (it walks its out-message table on every
 PUBACK and builds a Properties object per packet), and fewer with its network thread.
@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from adapters.mqtt import BrokerAddress, Protocol
+from adapters.bus.mqtt import BrokerAddress, Protocol
 from twin.errors import ConfigError, TwinError
 
 __all__ = ["FastPublisher", "PublisherError"]

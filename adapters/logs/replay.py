@@ -1,6 +1,6 @@
 """Replay telemetry logs through a broker: original timing scaled by ``speed``, or as fast as acked.
 
-Reading is :mod:`adapters.telemetry_log`, sending is :class:`adapters.mqtt_publisher.FastPublisher`
+Reading is :mod:`adapters.logs.telemetry_log`, sending is :class:`adapters.bus.publisher.FastPublisher`
 (a bounded QoS 1 in-flight window, so nothing is dropped at ``speed=None`` = max). What a
 replayed message becomes is :meth:`Replayer.transform`, pure: ``source`` set to ``replay``
 (unless kept), ``ts`` shifted by ``rebase``, the site of the topic replaced, ``seq``
@@ -24,8 +24,8 @@ from typing import Any, Literal
 import orjson
 from paho.mqtt.client import topic_matches_sub
 
-from adapters.mqtt_publisher import FastPublisher, PublisherError
-from adapters.telemetry_log import LogError, LogReader, LogRecord
+from adapters.bus.publisher import FastPublisher, PublisherError
+from adapters.logs.telemetry_log import LogError, LogReader, LogRecord
 
 __all__ = ["ReplayOptions", "ReplayStats", "Replayer", "first_t", "is_twin_output"]
 
@@ -232,7 +232,7 @@ class Replayer:
             pace: Callable[[float], bool] | None = None) -> ReplayStats:
         """Publish until the logs end (or forever with ``loop``), ``stop`` is set, or a bad line stops it.
 
-        ``pace(ts)`` (e.g. :meth:`adapters.replay_pace.StatePacer.allows`), when given, is
+        ``pace(ts)`` (e.g. :meth:`adapters.logs.replay_pace.StatePacer.allows`), when given, is
         asked before each message with its (rebased) event time (:meth:`event_time`: the payload's
         ``ts``); the replay waits while it says no. Returns once every published QoS 1 message
         is acknowledged (or 30 s passed).

@@ -2,7 +2,7 @@
 
 A node map names, for every node to watch, its node id (``ns=2;s=FeederA.Import``),
 the asset and domain (``hydro`` or ``heat``) it belongs to, the contract field it
-feeds and its unit (converted by :mod:`adapters.units`, with an optional ``scale``).
+feeds and its unit (converted by :mod:`adapters.field.units`, with an optional ``scale``).
 Fields the meters do not carry (a feeder's spot price, say) can be set as
 constants per asset under ``[static.<asset>]``.
 
@@ -29,8 +29,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from adapters.adapter_base import AdapterConfig, DeviceHealth, Emitter, Refused
-from adapters.units import converter
+from adapters.field.base import AdapterConfig, DeviceHealth, Emitter, Refused
+from adapters.field.units import converter
 from twin.contract import ASSET_ID_PATTERN, HeatTelemetry, HydroTelemetry, Telemetry
 from twin.errors import ConfigError
 

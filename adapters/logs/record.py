@@ -1,6 +1,6 @@
-"""Record what a broker carries into a telemetry log (:mod:`adapters.telemetry_log`).
+"""Record what a broker carries into a telemetry log (:mod:`adapters.logs.telemetry_log`).
 
-The MQTT side is the :class:`adapters.mqtt.Bus` (reconnects, resubscribes, optional
+The MQTT side is the :class:`adapters.bus.mqtt.Bus` (reconnects, resubscribes, optional
 persistent session so that nothing is lost while away); ``t`` is the wall-clock time the
 message came off the bus, read from the monotonic clock anchored to the wall clock at
 the start (so that a clock step or slew during the recording does not bend the logged
@@ -15,8 +15,8 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from adapters.mqtt import Bus
-from adapters.telemetry_log import TelemetryLogWriter
+from adapters.bus.mqtt import Bus
+from adapters.logs.telemetry_log import TelemetryLogWriter
 
 __all__ = ["RecordStats", "WallClock", "record"]
 

@@ -17,7 +17,7 @@ import time
 import orjson
 import paho.mqtt.client as mqtt
 
-from adapters.mqtt import BrokerAddress
+from adapters.bus.mqtt import BrokerAddress
 
 __all__ = ["StatePacer"]
 

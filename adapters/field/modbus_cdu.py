@@ -5,7 +5,7 @@ A register map per CDU model says where each contract field lives: address
 (``int16``, ``uint16``, ``int32``, ``uint32``, ``float32``), word order of 32-bit
 values (``big``: high word first, the Modbus convention; ``little``: low word
 first), ``scale`` and ``offset`` (engineering value = raw * scale + offset) and the
-unit of that value, converted to the contract's unit (:mod:`adapters.units`).
+unit of that value, converted to the contract's unit (:mod:`adapters.field.units`).
 Each CDU names its model, host, port and unit id.
 
 Every CDU is polled in a task of its own every ``interval_s``: the registers of one
@@ -28,8 +28,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from adapters.adapter_base import AdapterConfig, DeviceHealth, Emitter, Refused
-from adapters.units import converter
+from adapters.field.base import AdapterConfig, DeviceHealth, Emitter, Refused
+from adapters.field.units import converter
 from twin.contract import ASSET_ID_PATTERN, CoolantTelemetry
 
 __all__ = ["DataType", "ModbusAdapter", "ModbusConfig", "RegisterField", "decode_registers", "plan_reads"]

@@ -1,0 +1,1 @@
+"""The MQTT bus: the services' connection, the bulk publisher, the embedded broker."""

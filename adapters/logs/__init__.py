@@ -1,0 +1,1 @@
+"""Telemetry logs: the file format, recording and replay."""
