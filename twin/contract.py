@@ -9,7 +9,7 @@ Telemetry models forbid unknown fields: a misspelt unit suffix (``flow_lpm`` for
 as a string is refused, NaN and infinities are refused.
 
 Rules that need the plant config (the GPU list length equals the rack's GPU count,
-the asset exists) are checked by :func:`twin.ingest` against the loaded plant.
+the asset exists) are checked by :func:`twin.live.decode` against the loaded plant.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from twin.contract import SITE_PATTERN, Telemetry
 from twin.errors import ConfigError, TwinError, one_line
-from twin.ingest import describe_validation_error
+from twin.live.decode import describe_validation_error
 from twin.plant import Plant
 from twin.topics import Topics
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twin.ingest import Decoded, Decoder
+from twin.live.decode import Decoded, Decoder
 from twin.plant import Plant, load_plant
 
 T0 = 1_795_300_000.0

@@ -1,4 +1,4 @@
-"""Fuzzing the telemetry decoder (``twin.ingest.Decoder``): both paths, every domain, 10,000 cases each.
+"""Fuzzing the telemetry decoder (``twin.live.decode.Decoder``): both paths, every domain, 10,000 cases each.
 
 Per case: neither path raises; a refusal has a reason; the fast (msgspec) and the reference
 (pydantic) path accept and refuse the same inputs (except a key given twice, where pydantic
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tests.conftest import REPO
 from tests.fuzz.hostile import DOMAINS, SEEDS, has_duplicate_key, telemetry_case
 from twin.contract import DOMAIN_MODELS
-from twin.ingest import Decoded, Decoder, Rejected
+from twin.live.decode import Decoded, Decoder, Rejected
 from twin.plant import Plant, load_plant
 
 CASES = int(os.environ.get("TWIN_FUZZ_CASES", "10000"))  # per decoder; CI runs the default

@@ -24,7 +24,7 @@ from tests.conftest import REPO
 from tests.fakes import RecordingBus
 from tests.fuzz.hostile import DOMAINS, NOW, SEEDS, has_duplicate_key, telemetry_case, valid_message
 from twin.contract import DeadLetter
-from twin.ingest import Decoded, Decoder
+from twin.live.decode import Decoded, Decoder
 from twin.plant import Plant, load_plant
 from twin.services.state import StateService
 

@@ -15,7 +15,7 @@ import pytest
 from adapters.logs.telemetry_log import iter_log
 from tests.conftest import collect
 from tests.servers import MosquittoServer, env_with_venv
-from twin.ingest import Decoded, Decoder
+from twin.live.decode import Decoded, Decoder
 from twin.plant import Plant
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from tests.unit.test_state import T0, feed, rack, site_messages
-from twin.alarms import AlarmBank, AlarmRule
-from twin.ingest import Decoder
+from twin.live.alarms import AlarmBank, AlarmRule
+from twin.live.decode import Decoder
+from twin.live.plant_alarms import PlantAlarms
+from twin.live.snapshot import load_snapshot, save_snapshot
+from twin.live.state import StateModel
+from twin.live.virtual_sensors import energy_residual, gpu_temp_excess_k
 from twin.plant import Plant
-from twin.plant_alarms import PlantAlarms
-from twin.snapshot import load_snapshot, save_snapshot
-from twin.state import StateModel
-from twin.virtual_sensors import energy_residual, gpu_temp_excess_k
 
 RULE = AlarmRule("t_high", "warning", set=83.0, clear=80.0, debounce_s=3.0, what="GPU over temperature", unit=" C")
 

@@ -11,9 +11,9 @@ from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.errors import ConfigError
 from twin.forecast.states import frame_into_model, states_from_log, write_states_log
-from twin.ingest import Decoded, Decoder
+from twin.live.decode import Decoded, Decoder
+from twin.live.state import StateModel
 from twin.plant import Plant
-from twin.state import StateModel
 
 T0 = 1_795_300_000.0
 

@@ -12,7 +12,7 @@ import pytest
 from adapters.logs.telemetry_log import encode_line, iter_log
 from sims.messages import FrameEncoder, log_line
 from sims.plant_sim import PlantSim
-from twin.ingest import Decoded, Decoder
+from twin.live.decode import Decoded, Decoder
 from twin.plant import Plant
 from twin.services import sim_log
 from twin.services.sim import SimService

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from twin.ingest import Decoded, Decoder, Rejected
+from twin.live.decode import Decoded, Decoder, Rejected
+from twin.live.state import Counters, SeqTracker, StateModel
 from twin.plant import Plant
-from twin.state import Counters, SeqTracker, StateModel
 
 T0 = 1_795_300_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twin.ticks import OrderedTickClock, TickClock
+from twin.live.ticks import OrderedTickClock, TickClock
 
 
 def test_a_state_is_due_when_a_later_window_opens() -> None:

@@ -1,13 +1,13 @@
 """Where the forecaster's input comes from: PlantState / HallState streams in event time.
 
 - :func:`states_from_log`: a log of the twin's outputs (``twin/state``, ``twin/state/+``), or a
-  raw telemetry log run through the state model (:class:`twin.ingest.Decoder` and
-  :meth:`twin.state.StateModel.snapshot`, one state per 1 s tick of event time).
+  raw telemetry log run through the state model (:class:`twin.live.decode.Decoder` and
+  :meth:`twin.live.state.StateModel.snapshot`, one state per 1 s tick of event time).
 - :func:`simulate_states`: the simulator feeding the state model in process, at coarse steps,
   for weeks of history in seconds. The fast path writes each :class:`sims.plant_sim.SimFrame`
-  into the :class:`~twin.state.StateModel` arrays exactly as :meth:`~twin.state.StateModel.apply`
+  into the :class:`~twin.live.state.StateModel` arrays exactly as :meth:`~twin.live.state.StateModel.apply`
   would from the frame's messages (skipping the JSON round trip, whose rounding is to 0.1 W and
-  0.001 C), then takes the same :meth:`~twin.state.StateModel.snapshot`.
+  0.001 C), then takes the same :meth:`~twin.live.state.StateModel.snapshot`.
 - :func:`write_states_log`: such a stream as a telemetry log of ``twin/state`` messages.
 """
 
@@ -21,10 +21,10 @@ import numpy as np
 from adapters.logs.telemetry_log import LogError, LogReader, TelemetryLogWriter
 from twin.contract import HallState, PlantState
 from twin.errors import ConfigError
-from twin.ingest import Decoder, Rejected
+from twin.live.decode import Decoder, Rejected
+from twin.live.state import StateModel
+from twin.live.ticks import TickClock
 from twin.plant import Plant, load_plant
-from twin.state import StateModel
-from twin.ticks import TickClock
 from twin.topics import Topics
 
 __all__ = ["StateStream", "frame_into_model", "simulate_states", "states_from_log", "write_states_log"]

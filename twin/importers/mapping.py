@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from twin.contract import DOMAIN_MODELS, SITE_PATTERN
 from twin.errors import TwinError
 from twin.importers.rows import Row
-from twin.ingest import describe_validation_error
+from twin.live.decode import describe_validation_error
 from twin.timespec import format_t
 from twin.topics import Topics
 

@@ -17,15 +17,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from adapters.bus.mqtt import Bus
-from twin.aggregate import PLANT_LEVEL_DOMAINS, combine
 from twin.contract import HallState, PlantState, WorkerState
+from twin.live.aggregate import PLANT_LEVEL_DOMAINS, combine
 from twin.plant import Plant
 from twin.services.state import StateService
 from twin.topics import Topics
 
 __all__ = ["AggregatorService"]
 
-log = logging.getLogger("twin.aggregate")
+log = logging.getLogger("twin.live.aggregate")
 
 MAX_PENDING = 600  # tick times held while waiting for the rest (bounded)
 

@@ -1,7 +1,7 @@
 """The state service: telemetry in from the bus, PlantState / HallState / dead letters out.
 
-Wiring only: decoding is :mod:`twin.ingest`, the state is :mod:`twin.state`, the
-tick windows are :mod:`twin.ticks`, the journal is :mod:`adapters.journal`. Messages
+Wiring only: decoding is :mod:`twin.live.decode`, the state is :mod:`twin.live.state`, the
+tick windows are :mod:`twin.live.ticks`, the journal is :mod:`adapters.journal`. Messages
 are taken off the bus' bounded queue in batches (what is there, up to 2,000): each is
 appended to the journal and applied; then the batch is committed to the journal and
 acknowledged to the broker at once, so that a broker's in-flight limit (Mosquitto's
@@ -24,20 +24,20 @@ import orjson
 
 from adapters.bus.mqtt import Bus, is_redelivery
 from adapters.journal import FsyncPolicy, Journal
-from twin.alarms import AlarmBank, AlarmRule
 from twin.contract import Alarm, DeadLetter, HallState, PlantState, WorkerState
 from twin.errors import ConfigError
-from twin.ingest import Decoded, Decoder, Rejected
+from twin.live.alarms import AlarmBank, AlarmRule
+from twin.live.decode import Decoded, Decoder, Rejected
+from twin.live.plant_alarms import PlantAlarms
+from twin.live.snapshot import load_snapshot, save_snapshot
+from twin.live.state import StateModel
+from twin.live.ticks import OrderedTickClock
 from twin.plant import Plant
-from twin.plant_alarms import PlantAlarms
-from twin.snapshot import load_snapshot, save_snapshot
-from twin.state import StateModel
-from twin.ticks import OrderedTickClock
 from twin.topics import Topics
 
 __all__ = ["StateService"]
 
-log = logging.getLogger("twin.state")
+log = logging.getLogger("twin.live.state")
 
 StateListener = Callable[[PlantState, list[HallState]], None]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.live.plant_alarms import PlantAlarms
+from twin.live.state import StateModel
 from twin.plant import Plant
-from twin.plant_alarms import PlantAlarms
-from twin.state import StateModel
 
 __all__ = ["load_snapshot", "plant_fingerprint", "save_snapshot"]
 

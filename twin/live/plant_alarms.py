@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.alarms import AlarmBank, AlarmRule, Severity
 from twin.contract import Alarm, PlantState
+from twin.live.alarms import AlarmBank, AlarmRule, Severity
+from twin.live.state import StateModel
 from twin.plant import Plant
-from twin.state import StateModel
 
 __all__ = ["PlantAlarms"]
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin import physics, virtual_sensors
+from twin import physics
 from twin.contract import HallState, PlantState
-from twin.ingest import Decoded
+from twin.live import virtual_sensors
+from twin.live.decode import Decoded
 from twin.plant import Plant
 
 __all__ = ["Counters", "SeqTracker", "StateModel"]

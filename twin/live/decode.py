@@ -13,7 +13,7 @@ import msgspec
 from pydantic import ValidationError
 
 from twin.contract import DOMAIN_MODELS
-from twin.fastdecode import FAST_DECODERS
+from twin.live.fastdecode import FAST_DECODERS
 from twin.plant import Plant
 from twin.topics import TelemetryTopic, parse_telemetry_topic
 
