@@ -27,7 +27,7 @@ def test_bench_ingest_on_a_stock_broker_reports_journal_on_and_off() -> None:
         run = out[key]
         # the backlog drained through the stock in-flight window: every message, no gap
         assert run["msgs_per_s"] > 0 and run["received"] == run["expected"] == 3 * 1392 and run["seq_gaps"] == 0
-    assert len(out["stock_journal_off_runs"]) == 2
+    assert len(out["stock_journal_off_runs"]) == 3 and len(out["stock_journal_on_runs"]) == 2
     assert out["journal_on_vs_off"] > 0
     lat = out["stock_latency_1hz"]
     assert lat["received"] == lat["expected"] == 3 * 1392 and lat["seq_gaps"] == 0  # 1 Hz fits the stock limits
