@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 
+from adapters.bus.tls import tls_context
 from twin.errors import ConfigError
 
 __all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "is_redelivery", "parse_broker_url"]
@@ -262,16 +263,7 @@ class Bus:
     # ---------------------------------------------------------------- connection
 
     def _tls_context(self) -> ssl.SSLContext | None:
-        if not self.address.tls:
-            return None
-        try:
-            ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-            if self.cert_file:
-                ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
-        except (OSError, ssl.SSLError) as e:  # a missing or unreadable CA, certificate or key file
-            raise ConfigError(f"TLS files for {self.address} (TWIN_MQTT_CA_FILE, TWIN_MQTT_CERT_FILE, "
-                              f"TWIN_MQTT_KEY_FILE): {e}") from None
-        return ctx
+        return tls_context(self.address.tls, self.ca_file, self.cert_file, self.key_file, str(self.address))
 
     def _tls_refused_first(self, exc: BaseException | None) -> bool:
         """A TLS failure on the first connection (certificate not verified, handshake refused) is a config error."""

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from adapters.bus.mqtt import BrokerAddress, Protocol
+from adapters.bus.tls import tls_context
 from twin.errors import ConfigError, TwinError
 
 __all__ = ["FastPublisher", "PublisherError"]
@@ -135,9 +136,8 @@ class FastPublisher:
             raise PublisherError(f"cannot reach the broker at {self.address}: {e.strerror or e}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.address.tls:
-            ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-            if self.cert_file:
-                ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+            ctx = tls_context(True, self.ca_file, self.cert_file, self.key_file, str(self.address))
+            assert ctx is not None
             try:
                 sock = ctx.wrap_socket(sock, server_hostname=self.address.host)
             except (ssl.SSLError, OSError) as e:

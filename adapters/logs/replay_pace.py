@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
 
 from adapters.bus.mqtt import BrokerAddress
+from adapters.bus.tls import tls_context
 
 __all__ = ["StatePacer"]
 
@@ -28,7 +30,8 @@ class StatePacer:
     """Subscribes to one site's PlantState; ``allows(ts)`` says whether a message at event time ``ts`` may go."""
 
     def __init__(self, address: BrokerAddress, site: str, lag_s: float, *, username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, ca_file: Path | None = None, cert_file: Path | None = None,
+                 key_file: Path | None = None) -> None:
         self.topic = f"stargate/{site}/twin/state"
         self.lag_s = lag_s
         self.state_ts: float | None = None
@@ -40,8 +43,9 @@ class StatePacer:
         if username or address.username:
             c.username_pw_set(username or address.username, password or (
                 address.password.get_secret_value() if address.password else None))
-        if address.tls:
-            c.tls_set()
+        ctx = tls_context(address.tls, ca_file, cert_file, key_file, str(address))
+        if ctx is not None:  # the same CA bundle and client certificate as the replay's publisher
+            c.tls_set_context(ctx)
         c.on_connect = lambda cl, *a: cl.subscribe(self.topic, qos=0)
         c.on_message = self._on_message
         self.client = c

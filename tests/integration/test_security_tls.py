@@ -181,3 +181,26 @@ def test_cli_with_a_wrong_ca_exits_2_with_one_line(pki: Pki, tls_broker: TlsBrok
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "certificate verify failed" in lines[0], r.stderr
+
+
+def test_the_replay_pacer_uses_the_ca_and_client_certificate_too(pki: Pki, tls_broker: TlsBroker, site: str) -> None:
+    """`twin replay --pace-by-state` over mqtts://: the pacer connects with the same TLS files as the publisher
+    (it once called paho's tls_set() with the system CAs only, and never connected to a broker of a plant CA)."""
+    from adapters.bus.mqtt import parse_broker_url
+    from adapters.logs.replay_pace import StatePacer
+
+    pacer = StatePacer(parse_broker_url(tls_broker.url), site, 5.0, ca_file=pki.ca, cert_file=pki.client_cert,
+                       key_file=pki.client_key).start()
+    try:
+        async def publish() -> None:
+            async with _bus(tls_broker.url, site, "pub", pki.ca, pki.client_cert, pki.client_key) as pub:
+                for _ in range(50):
+                    await pub.publish(f"stargate/{site}/twin/state", b'{"ts": 1795300123.0}')
+                    if pacer.state_ts is not None:
+                        return
+                    await asyncio.sleep(0.2)
+
+        asyncio.run(publish())
+        assert pacer.state_ts == 1795300123.0
+    finally:
+        pacer.stop()

@@ -23,6 +23,7 @@ import sys
 import aiomqtt
 
 from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.tls import tls_context
 from twin.commands.common import add_broker_options, positive_float
 from twin.errors import ConfigError
 from twin.plant import load_plant
@@ -53,11 +54,7 @@ async def read_retained(settings_broker: str, topic: str, *, username: str | Non
                         timeout: float) -> bytes | None:
     """The retained payload on ``topic`` (None when nothing is retained there)."""
     addr = parse_broker_url(settings_broker)
-    tls = None
-    if addr.tls:
-        tls = ssl.create_default_context(cafile=ca_file)
-        if cert_file:
-            tls.load_cert_chain(cert_file, key_file)
+    tls = tls_context(addr.tls, ca_file, cert_file, key_file, settings_broker)
     user = username if username is not None else addr.username
     pw = password if password is not None else (addr.password.get_secret_value() if addr.password else None)
     async with aiomqtt.Client(addr.host, addr.port, username=user, password=pw, tls_context=tls,

@@ -162,7 +162,9 @@ def _cmd(args: argparse.Namespace) -> int:
             raise ConfigError("--pace-by-state needs the site: pass --site S (the log has no stargate/{site}/ topic)")
         pacer = StatePacer(parse_broker_url(settings.broker), site, args.pace_by_state,
                            username=settings.mqtt_username,
-                           password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None)
+                           password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+                           ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+                           key_file=settings.mqtt_key_file)
         pacer.start()
     show = not args.no_progress and sys.stderr.isatty()
     try:
