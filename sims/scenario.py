@@ -17,7 +17,6 @@ with one line naming the field. :class:`Timeline` turns the events into per-step
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ from sims.params import SimParams
 from sims.timebase import parse_duration, parse_start
 from twin.errors import ConfigError, one_line
 from twin.plant import Plant
+from twin.tomlfile import read_toml
 
 __all__ = [
     "SCENARIOS_DIR",
@@ -162,13 +162,7 @@ def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load and validate a scenario file; raise :class:`ConfigError` with one line naming the field."""
     path = resolve_scenario_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"scenario {str(name_or_path)!r} not found: pass a .toml path or one of "
-                          f"{', '.join(list_scenarios())}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data = read_toml(path, "scenario", f"pass a .toml path or one of {', '.join(list_scenarios())}")
     return parse_scenario(data, str(path))
 
 

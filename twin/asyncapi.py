@@ -12,21 +12,9 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from twin import __version__
-from twin.contract import (
-    QUANTITIES,
-    Alarm,
-    AmbientTelemetry,
-    CoolantTelemetry,
-    DeadLetter,
-    Forecast,
-    GpuRackTelemetry,
-    HallState,
-    HeatTelemetry,
-    HydroTelemetry,
-    PlantState,
-    WorkerState,
-)
+from twin import __version__, contract
+from twin.contract import QUANTITIES
+from twin.topics import CHANNELS
 
 __all__ = ["asyncapi_document", "asyncapi_yaml"]
 
@@ -45,34 +33,11 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "worker": {"description": "state worker id"},
 }
 
-# (channel id, address, model or None for text, qos, retain, direction, summary)
-_CHANNELS: list[tuple[str, str, type[BaseModel] | None, int, bool, str, str]] = [
-    ("hydro", "stargate/{site}/hydro/{feeder}", HydroTelemetry, 1, False, "receive",
-     "One hydro supply feeder / grid connection point."),
-    ("gpu", "stargate/{site}/gpu/{hall}/{rack}", GpuRackTelemetry, 1, False, "receive",
-     "One GPU rack, all its GPUs in one message."),
-    ("coolant", "stargate/{site}/coolant/{cdu}", CoolantTelemetry, 1, False, "receive",
-     "One coolant distribution unit."),
-    ("heat", "stargate/{site}/heat/{exchanger}", HeatTelemetry, 1, False, "receive",
-     "One heat-reuse exchanger towards an offtaker."),
-    ("ambient", "stargate/{site}/ambient/{station}", AmbientTelemetry, 1, False, "receive",
-     "One weather station."),
-    ("plantState", "stargate/{site}/twin/state", PlantState, 1, True, "send", "PlantState, every tick."),
-    ("hallState", "stargate/{site}/twin/state/{hall}", HallState, 1, True, "send", "HallState, every tick."),
-    ("forecast", "stargate/{site}/twin/forecast/{quantity}", Forecast, 1, True, "send", "Forecast of a quantity."),
-    ("alarm", "stargate/{site}/twin/alarm/{alarm_id}", Alarm, 1, True, "send",
-     "Alarm; an empty retained message clears it."),
-    ("worker", "stargate/{site}/twin/worker/{worker}", WorkerState, 1, True, "send",
-     "A hall worker's counters and stale assets, every tick (scale-out)."),
-    ("deadletter", "stargate/{site}/twin/deadletter", DeadLetter, 1, False, "send",
-     "A message the twin refused, with the reason."),
-    ("health", "stargate/{site}/twin/health/{service}", None, 1, True, "send",
-     "Text `online` / `offline` (`offline` is the MQTT will)."),
-]
-
 
 def asyncapi_document() -> dict[str, Any]:
-    models = [c[2] for c in _CHANNELS if c[2] is not None]
+    model_of: dict[str, type[BaseModel]] = {c.id: getattr(contract, c.payload) for c in CHANNELS
+                                            if c.payload != "text"}
+    models = list(model_of.values())
     _, schema = models_json_schema([(m, "validation") for m in models],
                                    ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(schema.get("$defs", {}))
@@ -80,7 +45,9 @@ def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for cid, address, model, qos, retain, direction, summary in _CHANNELS:
+    for ch in CHANNELS:
+        cid, address, qos, retain, direction, summary = ch.id, ch.address, ch.qos, ch.retain, ch.direction, ch.summary
+        model = model_of.get(cid)
         name = model.__name__ if model is not None else "HealthText"
         msg_name = f"{cid}Message"
         messages[msg_name] = {
@@ -91,7 +58,7 @@ def asyncapi_document() -> dict[str, Any]:
             "payload": {"$ref": f"#/components/schemas/{name}"},
             "bindings": {"mqtt": {"bindingVersion": "0.2.0"}},
         }
-        params = {p: dict(_PARAMS[p]) for p in _PARAMS if "{" + p + "}" in address}
+        params = {p: dict(_PARAMS[p]) for p in ch.parameters}
         channels[cid] = {
             "address": address,
             "description": summary,

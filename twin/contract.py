@@ -24,6 +24,7 @@ __all__ = [
     "MAX_GPUS_PER_RACK",
     "QUANTITIES",
     "SITE_PATTERN",
+    "AdapterStatus",
     "Alarm",
     "AmbientTelemetry",
     "CoolantTelemetry",
@@ -35,6 +36,7 @@ __all__ = [
     "HeatTelemetry",
     "HydroTelemetry",
     "PlantState",
+    "SinkStats",
     "Telemetry",
     "WorkerState",
 ]
@@ -291,3 +293,37 @@ class DeadLetter(_Output):
     topic: str
     reason: str
     payload: str = Field(description="first 1 KiB of the payload, decoded as text with errors replaced")
+
+
+# ---------------------------------------------------------------- service health
+
+
+class AdapterStatus(BaseModel):
+    """Retained note on ``stargate/{site}/twin/health/adapter-<name>/status`` (JSON)."""
+
+    ts: float = Field(description="when the note was made, Unix seconds")
+    adapter: str
+    devices_total: int
+    devices_ok: int
+    failing: dict[str, str] = Field(description="device -> why its last poll produced no message")
+    notes: dict[str, str] = Field(default_factory=dict, description="device -> a partial fault (e.g. GPUs missing)")
+
+
+class SinkStats(BaseModel):
+    """The sink's health, retained on ``stargate/{site}/twin/sink``; counters since the sink started."""
+
+    ts: float = Field(description="wall-clock time of this report, Unix epoch seconds")
+    writer: str = Field(description="where lines go: InfluxDB URL and bucket, or the files directory")
+    points_in: int = Field(description="lines made from the messages received")
+    points_written: int = Field(description="lines the database (or the files) acknowledged")
+    points_retried: int = Field(description="lines sent again after a failed or split request")
+    points_spooled: int = Field(description="lines appended to the disk spool")
+    points_dropped: int = Field(description="lines lost: spool full, or memory buffer full")
+    points_deadlettered: int = Field(description="lines the database refused (400/422), sent to the dead-letter topic")
+    rejected_messages: int = Field(description="MQTT messages that did not match the contract")
+    buffered: int = Field(description="lines in memory, waiting for the next batch")
+    spool_lines: int = Field(description="lines in the spool, not yet delivered")
+    spool_bytes: int = Field(description="bytes in the spool, not yet delivered")
+    spool_max_bytes: int = Field(description="the spool's bound")
+    spool_full: bool = Field(description="the spool is dropping data (alarm sink_spool_full active)")
+    last_error: str | None = Field(description="the last write error, or null after a successful write")

@@ -7,16 +7,15 @@ for the default plant of ``docs/plant-and-physics.md``.
 
 from __future__ import annotations
 
-import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from twin.contract import ASSET_ID_PATTERN, MAX_GPUS_PER_RACK, SITE_PATTERN
-from twin.errors import ConfigError, one_line
+from twin.tomlfile import load_toml
 
 __all__ = ["PLANTS_DIR", "Plant", "load_plant", "resolve_plant_path"]
 
@@ -272,16 +271,5 @@ def resolve_plant_path(name_or_path: str | Path) -> Path:
 def load_plant(name_or_path: str | Path) -> Plant:
     """Load and validate a plant file; raise :class:`ConfigError` with one line naming the field."""
     path = resolve_plant_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"plant file {path} not found: pass --plant with a .toml path or one of "
-            f"{', '.join(sorted(p.stem for p in PLANTS_DIR.glob('*.toml')))}"
-        ) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        return Plant.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(one_line(e, str(path))) from None
+    names = ", ".join(sorted(p.stem for p in PLANTS_DIR.glob("*.toml")))
+    return load_toml(path, Plant, "plant file", f"pass --plant with a .toml path or one of {names}")

@@ -1,4 +1,4 @@
-"""Parsing the times, durations and sizes that ``twin record`` / ``twin replay`` take on the command line.
+"""Parsing the times, durations and sizes every command takes on the command line (one syntax for all).
 
 Pure: the current time and the log's first ``t`` are passed in.
 """
@@ -9,20 +9,48 @@ import math
 import re
 from datetime import UTC, datetime
 
-__all__ = ["format_t", "parse_duration", "parse_size", "parse_time"]
+__all__ = ["format_duration", "format_t", "parse_duration", "parse_size", "parse_time"]
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION = re.compile(rf"^(?:{_NUMBER}\s*[smhd]\s*)+$|^{_NUMBER}$")
+_PART = re.compile(rf"({_NUMBER})\s*([smhd])")
 _SIZES = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``1.5h``, ``2d`` -> seconds (> 0)."""
-    m = _DURATION.match(text.strip().lower())
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 1h or 2d")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+def parse_duration(text: str, unit: str = "s", allow_zero: bool = False) -> float:
+    """``90``, ``90s``, ``15m``, ``1.5h``, ``1h30m``, ``14d`` -> seconds (> 0, or >= 0 with ``allow_zero``).
+
+    A bare number is in ``unit`` (``s``; ``d`` for an option named ``--train-days``). Units go from the
+    largest down, each at most once (``1h30m``, not ``30m1h``).
+    """
+    t = text.strip().lower()
+    if not _DURATION.match(t):
+        raise ValueError(f"{text!r} is not a duration like 90s, 10m, 1h30m or 14d")
+    parts = _PART.findall(t)
+    if not parts:
+        seconds = float(t) * _UNITS[unit]
+    else:
+        order = [list(_UNITS).index(u) for _, u in parts]
+        if order != sorted(order, reverse=True) or len(set(order)) != len(order):
+            raise ValueError(f"{text!r}: give each unit once, largest first (1h30m, 2d12h)")
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not ((seconds > 0 or (allow_zero and seconds == 0)) and math.isfinite(seconds)):
+        raise ValueError(f"{text!r} is not a duration above zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a person reads them: ``45s``, ``12m05s``, ``3h02m``, ``2d04h``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def parse_size(text: str) -> int:

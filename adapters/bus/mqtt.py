@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from adapters.bus.tls import tls_context
 from twin.errors import ConfigError
+from twin.topics import Topics
 
 __all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "is_redelivery", "parse_broker_url"]
 
@@ -211,7 +212,7 @@ class Bus:
         # durable), so the broker redelivers them to the persistent session after a crash
         self.manual_ack = manual_ack
         self.generation = 0  # connection counter: message ids are only valid on the connection they came on
-        self.health_topic = f"stargate/{site}/twin/health/{service}"
+        self.health_topic = Topics(site).health(service)
         # aiomqtt puts incoming messages straight into this one queue, across reconnects
         self.queue: asyncio.Queue[aiomqtt.Message] = _CountingQueue(maxsize=queue_size)
         self.queue.pause_at = min(_CountingQueue.pause_at, max(queue_size // 2, 1))  # type: ignore[attr-defined]

@@ -17,7 +17,6 @@ meters) and publishes contract telemetry. Each one:
 from __future__ import annotations
 
 import logging
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
@@ -25,16 +24,16 @@ from typing import Annotated, Any, Protocol, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from twin.contract import SITE_PATTERN, Telemetry
-from twin.errors import ConfigError, TwinError, one_line
+from twin.contract import SITE_PATTERN, AdapterStatus, Telemetry
+from twin.errors import TwinError
 from twin.live.decode import describe_validation_error
 from twin.plant import Plant
+from twin.tomlfile import load_toml
 from twin.topics import Topics
 
 __all__ = [
     "ADAPTER_NAME_PATTERN",
     "AdapterConfig",
-    "AdapterStatus",
     "DeviceHealth",
     "Emitter",
     "Refused",
@@ -64,20 +63,8 @@ class AdapterConfig(BaseModel):
 
 def load_adapter_config(path: str | Path, model: type[C]) -> C:
     """Read and validate an adapter's TOML config; :class:`ConfigError` with one line on any fault."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"adapter config {p} not found: pass --config with a .toml file "
-                          f"(examples in deploy/adapters/)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(one_line(e, str(p))) from None
+    return load_toml(Path(path), model, "adapter config",
+                     "pass --config with a .toml file (examples in deploy/adapters/)")
 
 
 class StatusSink(Protocol):
@@ -90,15 +77,6 @@ class Refused(TwinError, ValueError):
     """A reading that would not make a valid contract message (out of range, missing field)."""
 
 
-class AdapterStatus(BaseModel):
-    """Retained note on ``stargate/{site}/twin/health/adapter-<name>/status`` (JSON)."""
-
-    ts: float = Field(description="when the note was made, Unix seconds")
-    adapter: str
-    devices_total: int
-    devices_ok: int
-    failing: dict[str, str] = Field(description="device -> why its last poll produced no message")
-    notes: dict[str, str] = Field(default_factory=dict, description="device -> a partial fault (e.g. GPUs missing)")
 
 
 @dataclass
@@ -143,7 +121,7 @@ class Emitter:
         self.source = f"adapter/{name}"
         self.topics = Topics(site)
         self.health_topic = self.topics.health(f"adapter-{name}")
-        self.status_topic = f"{self.health_topic}/status"
+        self.status_topic = self.topics.adapter_status(f"adapter-{name}")
         self._seq: dict[str, int] = {}
         self.published = 0
         self.refused = 0

@@ -26,20 +26,15 @@ from paho.mqtt.client import topic_matches_sub
 
 from adapters.bus.publisher import FastPublisher, PublisherError
 from adapters.logs.telemetry_log import LogError, LogReader, LogRecord
+from twin.topics import is_twin_output, with_site
 
-__all__ = ["ReplayOptions", "ReplayStats", "Replayer", "first_t", "is_twin_output"]
+__all__ = ["ReplayOptions", "ReplayStats", "Replayer", "first_t"]
 
 log = logging.getLogger("twin.replay")
 
 _NUMBER_END = re.compile(rb"[,}\]]")
 
 OnError = Literal["skip", "stop"]
-
-
-def is_twin_output(topic: str) -> bool:
-    """``stargate/{site}/twin/...``: the twin's outputs, which a replay must never impersonate."""
-    parts = topic.split("/", 3)
-    return len(parts) >= 3 and parts[0] == "stargate" and parts[2] == "twin"
 
 
 def first_t(paths: Sequence[str | Path]) -> float | None:
@@ -161,10 +156,7 @@ class Replayer:
             return topic
         out = self._topic_cache.get(topic)
         if out is None:
-            out = topic
-            parts = topic.split("/", 2)
-            if len(parts) == 3 and parts[0] == "stargate":
-                out = f"stargate/{site}/{parts[2]}"
+            out = with_site(topic, site)
             if len(self._topic_cache) < 100_000:
                 self._topic_cache[topic] = out
         return out

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 
 from adapters.bus.mqtt import BrokerAddress
 from adapters.bus.tls import tls_context
+from twin.topics import Topics
 
 __all__ = ["StatePacer"]
 
@@ -32,7 +33,7 @@ class StatePacer:
     def __init__(self, address: BrokerAddress, site: str, lag_s: float, *, username: str | None = None,
                  password: str | None = None, ca_file: Path | None = None, cert_file: Path | None = None,
                  key_file: Path | None = None) -> None:
-        self.topic = f"stargate/{site}/twin/state"
+        self.topic = Topics(site).state
         self.lag_s = lag_s
         self.state_ts: float | None = None
         self.first_ts: float | None = None

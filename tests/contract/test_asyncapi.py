@@ -48,6 +48,7 @@ def test_document_is_asyncapi_3_with_every_topic() -> None:
         "stargate/{site}/twin/state/{hall}", "stargate/{site}/twin/forecast/{quantity}",
         "stargate/{site}/twin/alarm/{alarm_id}", "stargate/{site}/twin/deadletter",
         "stargate/{site}/twin/health/{service}", "stargate/{site}/twin/worker/{worker}",
+        "stargate/{site}/twin/health/{service}/status", "stargate/{site}/twin/sink",
     }
     for ref in _refs(doc):
         assert _resolve(doc, ref) is not None

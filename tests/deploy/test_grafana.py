@@ -29,9 +29,9 @@ from twin.contract import (
     ForecastPoint,
     HallState,
     PlantState,
+    SinkStats,
 )
 from twin.forecast import engine
-from twin.services.sink import SinkStats
 
 REPO = Path(__file__).resolve().parents[2]
 DASH_DIR = REPO / "grafana" / "dashboards"

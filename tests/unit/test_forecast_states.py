@@ -10,7 +10,7 @@ from adapters.logs.telemetry_log import TelemetryLogWriter
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.errors import ConfigError
-from twin.forecast.states import frame_into_model, states_from_log, write_states_log
+from twin.forecast.states import states_from_log, write_states_log
 from twin.live.decode import Decoded, Decoder
 from twin.live.state import StateModel
 from twin.plant import Plant
@@ -26,7 +26,7 @@ def test_fast_path_gives_the_states_the_messages_give(phase1: Plant, tmp_path: P
     with TelemetryLogWriter(log) as w:
         for k in range(2):
             f = sim.step(T0 + k)
-            frame_into_model(fast, f)
+            fast.apply_frame(f)
             for topic, payload in enc.all(f):
                 d = dec.decode(topic, payload)
                 assert isinstance(d, Decoded)

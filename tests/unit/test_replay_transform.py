@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from adapters.logs.replay import Replayer, ReplayOptions, is_twin_output
+from adapters.logs.replay import Replayer, ReplayOptions
 from adapters.logs.telemetry_log import LogRecord
+from twin.topics import is_twin_output
 
 
 def rec(topic: str = "stargate/narvik/hydro/feeder-a", ts: float = 100.0, seq: int = 0, t: float = 100.5) -> LogRecord:

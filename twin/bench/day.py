@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.bench.servers import mosquitto_server, stop_process, victoria_metrics, victoria_timestamps
+from twin.commands.common import duration, in_unit
+from twin.topics import Topics
 
 __all__ = ["expected_counts", "register", "run", "verify_log"]
 
@@ -48,13 +50,14 @@ TWIN = [sys.executable, "-m", "twin.cli"]
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hours", type=float, default=24.0, help="plant history to record and replay (default 24)")
+    p.add_argument("--hours", type=in_unit("h"), default=24.0,
+                   help="plant history to record and replay: hours or 90m, 1d (default 24)")
     p.add_argument("--scenario", default="phase1", help="simulator scenario (default phase1: the full plant)")
-    p.add_argument("--step", type=float, default=10.0, help="simulator step in seconds (default 10)")
+    p.add_argument("--step", type=duration(), default=10.0, help="simulator step, e.g. 10 or 10s (default 10 s)")
     p.add_argument("--rack-every", type=int, default=6, help="each rack and CDU reports every N steps (default 6)")
     p.add_argument("--sim-speed", type=float, default=150.0,
                    help="plant seconds per wall second of the live run that is recorded (default 150)")
-    p.add_argument("--pace-lag", type=float, help="--pace-by-state seconds of event time (default 3 steps)")
+    p.add_argument("--pace-lag", type=duration(), help="--pace-by-state lag of event time (default 3 steps)")
     p.add_argument("--workdir", help="keep the log and the services' output here (default: a temporary dir)")
 
 
@@ -176,7 +179,7 @@ class _Watcher:
     def __init__(self, port: int, site: str) -> None:
         import paho.mqtt.client as mqtt
 
-        self.prefix = f"stargate/{site}/twin/"
+        self.prefix = Topics(site).twin_prefix
         self.online: set[str] = set()
         self.latest: dict[str, Any] | None = None
         self.states = 0
@@ -248,7 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # 1. record a live run -------------------------------------------------------------------
         rec_log = work / "record.log"
         recorder = peaks.add("record", _spawn(
-            ["record", "--broker", broker, "--topic", f"stargate/{site}/#", "--out", str(log_path),
+            ["record", "--broker", broker, "--topic", f"{Topics(site).root}/#", "--out", str(log_path),
              "--count", str(n_expected), "--log-level", "INFO"], rec_log, env))
         _wait_for(lambda: "twin record: recording" in _tail(rec_log, 100_000), 120, "recorder start",
                   recorder, rec_log)

@@ -15,6 +15,7 @@ import argparse
 import time
 from typing import Any
 
+from twin.commands.common import in_unit
 from twin.contract import HallState, PlantState
 from twin.forecast.engine import Forecaster
 from twin.forecast.states import simulate_states
@@ -25,8 +26,10 @@ BUDGET_S_PER_MIN = 1.0
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--minutes", type=int, default=60, help="plant minutes measured at a 1 s tick (default 60)")
-    p.add_argument("--warm-days", type=float, default=3.0, help="simulated history first (default 3)")
+    p.add_argument("--minutes", type=in_unit("m"), default=60,
+                   help="plant time measured at a 1 s tick: minutes or 2h (default 60)")
+    p.add_argument("--warm-days", type=in_unit("d"), default=3.0,
+                   help="simulated history first: days or 36h (default 3)")
 
 
 def _feed(fc: Forecaster, warm: list[tuple[PlantState, list[HallState]]],
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     last, halls = warm[-1]
     t_end = last.ts
     tick = []
-    for k in range(1, args.minutes * 60 + 1):  # the last state held, tick by tick, with a slow drift
+    for k in range(1, round(args.minutes * 60) + 1):  # the last state held, tick by tick, with a slow drift
         ts = t_end + k
         tick.append((last.model_copy(update={"ts": ts, "it_mw": last.it_mw + 0.001 * k,
                                             "facility_mw": last.facility_mw + 0.001 * k}),

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.bench.servers import mosquitto_server
+from twin.commands.common import whole_seconds
+from twin.topics import Topics
 
 __all__ = ["register", "run"]
 
@@ -55,7 +57,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ticks", type=int, default=40, help="full-plant rounds of rack messages (default 40: 55,680)")
     p.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
     p.add_argument("--workers", type=int, default=2, help="state workers for the scale-out run (default 2)")
-    p.add_argument("--latency-seconds", type=int, default=20, help="length of the 1 Hz latency run (default 20)")
+    p.add_argument("--latency-seconds", type=whole_seconds(allow_zero=False), default=20,
+                   help="length of the 1 Hz latency run, e.g. 20 or 1m (default 20 s)")
     p.add_argument("--stock-only", action="store_true",
                    help="only the runs on a stock-config Mosquitto (journal on and off, latency)")
 
@@ -93,19 +96,14 @@ def _result(p: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int) -> dict[str, Any]:
-    from twin.plant import load_plant
-
-    halls = load_plant("phase1").hall_ids
-    shares = [halls[w::workers] for w in range(workers)] if workers > 1 else [halls]
-    expects = [expect * len(s) // len(halls) for s in shares]
-    consumers = [_spawn("consume", mode, str(port), str(n), ",".join(s)) for s, n in zip(shares, expects, strict=True)]
+def _drain(port: int, consumers: list[subprocess.Popen[str]], files: list[Path], expect: int) -> dict[str, Any]:
+    """The consumers subscribe with a persistent session and leave; the publishers fill the broker's queue for
+    them; then they drain it as fast as their path takes it. Rate over all consumers, first to last message."""
     for c in consumers:
-        _ready(c)  # subscribed with a persistent session, then disconnected
-    pubs = [_spawn("publish", str(port), str(f)) for f in files]
-    for p in pubs:
+        _ready(c)
+    for p in [_spawn("publish", str(port), str(f)) for f in files]:
         _result(p, 600)
-    for c in consumers:  # the broker holds the whole backlog: now drain it as fast as the path takes it
+    for c in consumers:
         assert c.stdin is not None
         c.stdin.write("go\n")
         c.stdin.flush()
@@ -113,8 +111,21 @@ def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int)
     got = sum(r["count"] for r in res)
     t0, t1 = min(r["first"] for r in res), max(r["last"] for r in res)
     rate = got / (t1 - t0) if t1 > t0 else 0.0
-    return {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": got,
-            "expected": expect, "peak_rss_mb": max(r["rss_mb"] for r in res)}
+    out = {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": got,
+           "expected": expect, "peak_rss_mb": max(r["rss_mb"] for r in res)}
+    if all("seq_gaps" in r for r in res):
+        out["seq_gaps"] = sum(r["seq_gaps"] for r in res)
+    return out
+
+
+def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int) -> dict[str, Any]:
+    from twin.plant import load_plant
+
+    halls = load_plant("phase1").hall_ids
+    shares = [halls[w::workers] for w in range(workers)] if workers > 1 else [halls]
+    expects = [expect * len(s) // len(halls) for s in shares]
+    return _drain(port, [_spawn("consume", mode, str(port), str(n), ",".join(s))
+                         for s, n in zip(shares, expects, strict=True)], files, expect)
 
 
 def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
@@ -122,7 +133,7 @@ def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
     sub = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
     cid = f"bench-c-{os.getpid()}"
     base = [sub, "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5", "-i", cid, "-c", "-x", "600", "-q", "1",
-            "-t", f"stargate/{SITE}/gpu/#"]
+            "-t", Topics(SITE).telemetry_filter("gpu")]
     subprocess.run([*base, "-W", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     pubs = [_spawn("publish", str(port), str(f)) for f in files]
     for p in pubs:
@@ -137,43 +148,22 @@ def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
             "expected": expect, "client": "mosquitto_sub"}
 
 
-def _latency(port: int, seconds: int) -> dict[str, Any]:
-    c = _spawn("consume", "latency", str(port), str(seconds * 1392), "", "live")
+def _latency(port: int, seconds: int, consumer: list[str]) -> dict[str, Any]:
+    """The plant at 1 Hz (``pace``) into the consumer worker started with ``consumer``: publish-to-state latency."""
+    c = _spawn(*consumer)
     _ready(c)
-    p = _spawn("pace", str(port), str(seconds))
-    _result(p, seconds + 120)
+    _result(_spawn("pace", str(port), str(seconds)), seconds + 120)
     r = _result(c, 120)
-    return {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
-            "expected": seconds * 1392, "peak_rss_mb": r["rss_mb"]}
+    out = {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
+           "expected": seconds * 1392, "peak_rss_mb": r["rss_mb"]}
+    return out | ({"seq_gaps": r["seq_gaps"]} if "seq_gaps" in r else {})
 
 
 def _measure_stock(port: int, journal: bool, files: list[Path], expect: int, tmp: Path) -> dict[str, Any]:
     """`twin run state`'s loop draining the backlog through Mosquitto's stock in-flight window (20): the
     worker acknowledges per batch (journal on) or paho on receipt (off), so the window is what is measured."""
-    data = tempfile.mkdtemp(dir=tmp)
-    c = _spawn("run", str(port), "journal" if journal else "off", str(expect), data)
-    _ready(c)
-    pubs = [_spawn("publish", str(port), str(f)) for f in files]
-    for p in pubs:
-        _result(p, 600)
-    assert c.stdin is not None
-    c.stdin.write("go\n")
-    c.stdin.flush()
-    r = _result(c, 600)
-    rate = r["count"] / (r["last"] - r["first"]) if r["last"] > r["first"] else 0.0
-    return {"msgs_per_s": round(rate), "gpu_samples_per_s": round(rate * 72), "received": r["count"],
-            "expected": expect, "seq_gaps": r["seq_gaps"], "peak_rss_mb": r["rss_mb"]}
-
-
-def _latency_stock(port: int, seconds: int, tmp: Path) -> dict[str, Any]:
-    """The plant at 1 Hz into the run loop with the journal, on a stock Mosquitto: publish-to-state latency."""
-    c = _spawn("run", str(port), "journal", str(seconds * 1392), tempfile.mkdtemp(dir=tmp), "pace")
-    _ready(c)
-    p = _spawn("pace", str(port), str(seconds))
-    _result(p, seconds + 120)
-    r = _result(c, 120)
-    return {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
-            "expected": seconds * 1392, "seq_gaps": r["seq_gaps"], "peak_rss_mb": r["rss_mb"]}
+    mode = "journal" if journal else "off"
+    return _drain(port, [_spawn("run", str(port), mode, str(expect), tempfile.mkdtemp(dir=tmp))], files, expect)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,7 +186,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["twin_w1"] = _measure(port, "twin", files, total, 1)
                 if args.workers > 1:
                     out[f"twin_w{args.workers}"] = _measure(port, "twin", files, total, args.workers)
-                out["latency_1hz"] = _latency(port, args.latency_seconds)
+                out["latency_1hz"] = _latency(port, args.latency_seconds, [
+                    "consume", "latency", str(port), str(args.latency_seconds * 1392), "", "live"])
         with mosquitto_server(Path(tmp), limits="inflight") as port:
             # `twin run state`'s loop through Mosquitto's stock in-flight window, journal off and on interleaved
             # (off, on, off, on, off: a shared machine drifts by 10-20 % between runs); medians compared
@@ -207,7 +198,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["stock_journal_on_runs"] = [r["msgs_per_s"] for r in on]
             out["stock_journal_off_runs"] = [r["msgs_per_s"] for r in off]
         with mosquitto_server(Path(tmp), limits="stock") as port:  # no limit lines at all
-            out["stock_latency_1hz"] = _latency_stock(port, args.latency_seconds, Path(tmp))
+            # the run loop with the journal
+            out["stock_latency_1hz"] = _latency(port, args.latency_seconds, [
+                "run", str(port), "journal", str(args.latency_seconds * 1392), tempfile.mkdtemp(dir=tmp), "pace"])
     out["journal_on_vs_off"] = round(out["stock_journal_on"]["msgs_per_s"]
                                      / max(out["stock_journal_off"]["msgs_per_s"], 1), 3)
     if args.stock_only:
@@ -306,7 +299,7 @@ def _consume_paho(port: int, mode: str, expect: int) -> None:
             client.disconnect()
 
     def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        client.subscribe(f"stargate/{SITE}/gpu/#", qos=1)
+        client.subscribe(Topics(SITE).telemetry_filter("gpu"), qos=1)
 
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -404,7 +397,7 @@ def _consume_run(port: int, journal: bool, expect: int, data_dir: str, pace: boo
     def make_bus() -> Bus:
         return Bus(f"mqtt://127.0.0.1:{port}", service=f"bench-{os.getpid()}", site=SITE,
                    subscriptions=service.subscriptions, health=False, client_id=f"bench-run-{os.getpid()}",
-                   session_expiry_s=600, manual_ack=service.journal is not None)
+                   session_expiry_s=600, manual_ack=service.acks_when_durable)
 
     async def main() -> dict[str, Any]:
         if not pace:  # the backlog: subscribed with a persistent session, away while the publishers fill it

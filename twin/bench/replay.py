@@ -34,6 +34,7 @@ from adapters.bus.publisher import FastPublisher
 from adapters.logs.replay import Replayer, ReplayOptions
 from adapters.logs.telemetry_log import TelemetryLogWriter
 from twin.bench.servers import mosquitto_server
+from twin.topics import Topics
 
 __all__ = ["register", "run"]
 
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return float("nan")
             data = b"".join(p + b"\n" for _, _, p in msgs)
             t0 = time.perf_counter()
-            subprocess.run([exe, "-p", str(port), "-t", "stargate/bench/gpu/h1/h1-r001", "-q", "1", "-l",
+            subprocess.run([exe, "-p", str(port), "-t", Topics("bench").gpu("h1", "h1-r001"), "-q", "1", "-l",
                             "-M", str(window)], input=data, check=True, timeout=300)
             return n / (time.perf_counter() - t0)
 

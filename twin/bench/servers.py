@@ -1,29 +1,58 @@
-"""Servers the benchmarks start for themselves (outside pytest): Mosquitto and VictoriaMetrics on free ports."""
+"""Servers of the twin's own, each its own process on a free loopback port: Mosquitto, NATS (JetStream and its
+MQTT gateway) and VictoriaMetrics.
+
+The benchmarks (``twin bench ...``) and the test suite start them from here. Each server has its own config
+and data directory under a work directory, so that a caller can kill it (SIGKILL) and restart it on the same
+port and data; only the processes started here are ever signalled, by PID.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["MOSQUITTO", "VICTORIA", "free_port", "mosquitto_server", "stop_process", "victoria_metrics",
-           "victoria_timestamps"]
+from twin.lineproto import ts_ns
+
+__all__ = ["MOSQUITTO", "NATS", "VICTORIA", "MosquittoServer", "NatsServer", "VictoriaMetricsServer", "free_port",
+           "mosquitto_server", "stop_process", "victoria_metrics", "victoria_timestamps", "wait_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+HINT = "install it from Debian's packages (the README's test command, scripts/test, does it)"
+
+#: Mosquitto's queue limits: ``tuned`` as deploy/mosquitto (unlimited in flight, 1,000,000 queued),
+#: ``inflight`` (the stock in-flight window of 20, the queue raised to hold a benchmark's backlog),
+#: ``stock`` (no limit lines: 20 in flight to a client, 1,000 queued, as a user who never tuned it has).
+Limits = Literal["tuned", "inflight", "stock"]
+_LIMIT_LINES: dict[str, list[str]] = {"tuned": ["max_queued_messages 1000000", "max_inflight_messages 0"],
+                                      "inflight": ["max_queued_messages 1000000"], "stock": []}
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> int | None:
@@ -38,6 +67,192 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> int | 
     return proc.returncode
 
 
+def _need(binary: str, name: str) -> None:
+    if not Path(binary).exists():
+        raise RuntimeError(f"{name} not found at {binary}: {HINT}")
+
+
+class _ServerProcess:
+    """A server as its own process: ``kill()`` (SIGKILL by default), ``stop()`` (SIGTERM), ``restart()``."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path
+    kill_timeout = 10.0
+
+    def __init__(self, workdir: Path, port: int | None, log_name: str) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc = None
+        self.log_path = self.workdir / log_name
+
+    def start(self) -> _ServerProcess:
+        raise NotImplementedError
+
+    def _launch(self, argv: list[str], name: str, timeout: float = 10.0) -> None:
+        """Start ``argv`` with its output in ``log_path``; wait until it listens, else one error with its log."""
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        try:
+            self._wait_ready(timeout)
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(f"{name} did not start: {self.log_path.read_text()[-2000:]}") from None
+
+    def _wait_ready(self, timeout: float) -> None:
+        wait_port(self.port, timeout=timeout)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=self.kill_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class MosquittoServer(_ServerProcess):
+    """A Mosquitto broker of its own: ``start()``, ``kill()``, ``restart()``, ``url``; ``limits`` as
+    :data:`Limits` (``stock=True`` is ``limits="stock"``)."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = False,
+                 extra_config: str = "", allow_anonymous: bool = True, stock: bool = False,
+                 limits: Limits | None = None) -> None:
+        _need(MOSQUITTO, "mosquitto")
+        super().__init__(workdir, port, "mosquitto.log")
+        self.persistence = persistence
+        self.extra_config = extra_config
+        self.allow_anonymous = allow_anonymous
+        self.limits: Limits = limits or ("stock" if stock else "tuned")
+
+    @property
+    def stock(self) -> bool:
+        return self.limits == "stock"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        lines = [
+            "user root",
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            *_LIMIT_LINES[self.limits],
+            "log_dest stderr", "log_type error", "log_type warning",
+        ]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
+        return "\n".join(lines) + "\n" + self.extra_config
+
+    def start(self) -> MosquittoServer:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(self.config_text())
+        self._launch([MOSQUITTO, "-c", str(conf)], "mosquitto")
+        return self
+
+
+class NatsServer(_ServerProcess):
+    """A single NATS server with JetStream and its MQTT gateway (MQTT 3.1.1, sessions in JetStream), stock
+    limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener)."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        _need(NATS, "nats-server")
+        super().__init__(workdir, port, "nats.log")
+        self.client_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        return (f'server_name: "twin-{self.port}"\n'
+                f"listen: 127.0.0.1:{self.client_port}\n"
+                f'jetstream {{ store_dir: "{self.workdir / "js"}" }}\n'
+                f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n")
+
+    def start(self) -> NatsServer:
+        conf = self.workdir / "nats.conf"
+        conf.write_text(self.config_text())
+        self._launch([NATS, "-c", str(conf)], "nats-server", timeout=30)
+        return self
+
+
+class VictoriaMetricsServer(_ServerProcess):
+    """VictoriaMetrics: accepts influxdb-client's ``/api/v2/write``; read back with ``export()``. ``restart()``
+    is a SIGTERM: what it acknowledged is on its disk."""
+
+    kill_timeout = 30.0
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        _need(VICTORIA, "victoria-metrics")
+        super().__init__(workdir, port, "victoria-metrics.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> VictoriaMetricsServer:
+        self._launch([VICTORIA, f"-storageDataPath={self.workdir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
+                      "-search.latencyOffset=0s", "-loggerLevel=ERROR"], "victoria-metrics", timeout=30)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, urllib.error.URLError), \
+                    urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                if r.read().strip() == b"OK":
+                    return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise TimeoutError(f"victoria-metrics not healthy on {self.url}")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def outage(self, after_s: float, for_s: float) -> None:
+        """Wait ``after_s``, then be down (SIGTERM) for ``for_s`` and come back on the same port and data."""
+        time.sleep(after_s)
+        self.stop()
+        time.sleep(for_s)
+        self.start()
+
+    @staticmethod
+    def stored_ms(ts: float) -> int:
+        """The millisecond timestamp VictoriaMetrics keeps for a point the sink wrote at ``ts``: the line's
+        nanoseconds truncated, not rounded (a fractional heartbeat ``ts`` such as .1236 s differs)."""
+        return ts_ns(ts) // 1_000_000
+
+    def export_until(self, match: str, predicate: object, timeout: float = 30.0) -> list[dict[str, object]]:
+        """Poll the export until ``predicate(series)`` holds (new series take a few seconds to appear)."""
+        deadline = time.monotonic() + timeout
+        series: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            series = self.export(match)
+            if callable(predicate) and predicate(series):
+                return series
+            time.sleep(0.5)
+        return series
+
+    def export(self, match: str) -> list[dict[str, object]]:
+        """``/api/v1/export`` for a series selector, e.g. ``{__name__=~"plant_state.*"}``."""
+        data = urllib.parse.urlencode({"match[]": match}).encode()
+        with urllib.request.urlopen(f"{self.url}/api/v1/export", data=data, timeout=120) as r:
+            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+
 def victoria_timestamps(url: str, match: str, timeout: float = 120.0) -> list[int]:
     """Every stored timestamp (ms) of the series ``match`` selects, through VictoriaMetrics' export API."""
     data = urllib.parse.urlencode({"match[]": match}).encode()
@@ -46,57 +261,20 @@ def victoria_timestamps(url: str, match: str, timeout: float = 120.0) -> list[in
 
 
 @contextlib.contextmanager
-def mosquitto_server(workdir: Path, limits: str = "tuned") -> Iterator[int]:
-    """A Mosquitto of the benchmark's own, loopback only; yields its port and stops it after.
-
-    ``limits``: ``tuned`` (unlimited in flight, 1,000,000 queued: to hold a backlog for a drain), ``inflight``
-    (the stock in-flight window of 20, the queue raised to hold the backlog), ``stock`` (no limit lines)."""
-    if not Path(MOSQUITTO).exists():
-        raise RuntimeError(f"mosquitto not found at {MOSQUITTO}: apt-get install mosquitto (scripts/test does it)")
-    port = free_port()
-    conf = workdir / f"mosquitto-{port}.conf"
-    lines = {"tuned": "max_inflight_messages 0\nmax_queued_messages 1000000\n",
-             "inflight": "max_queued_messages 1000000\n", "stock": ""}[limits]
-    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n{lines}"
-                    "log_dest stderr\nlog_type error\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def mosquitto_server(workdir: Path, limits: Limits = "tuned") -> Iterator[int]:
+    """A benchmark's own Mosquitto (:class:`MosquittoServer`, no persistence); yields its port, stops it after."""
+    server = MosquittoServer(Path(workdir) / f"mosquitto-{free_port()}", limits=limits).start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto ({MOSQUITTO}) did not start") from None
-                time.sleep(0.05)
-        yield port
+        yield server.port
     finally:
-        stop_process(proc, 10)
+        server.stop()
 
 
 @contextlib.contextmanager
 def victoria_metrics(workdir: Path) -> Iterator[str]:
-    """A VictoriaMetrics of the benchmark's own; yields its URL, stops it (SIGTERM) after."""
-    if not Path(VICTORIA).exists():
-        raise RuntimeError(f"victoria-metrics not found at {VICTORIA}: apt-get install victoria-metrics")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([VICTORIA, f"-storageDataPath={workdir / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
-                             "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """A benchmark's own VictoriaMetrics; yields its URL, stops it (SIGTERM) after."""
+    server = VictoriaMetricsServer(Path(workdir) / "vm").start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                    if r.read().strip() == b"OK":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("victoria-metrics did not start")
-            time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        stop_process(proc, 30)
+        server.stop()

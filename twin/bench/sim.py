@@ -38,6 +38,7 @@ from adapters.bus.publisher import FastPublisher
 from sims.messages import FrameEncoder
 from sims.plant_sim import PlantSim
 from twin.bench.servers import mosquitto_server
+from twin.commands.common import duration, in_unit
 from twin.plant import load_plant
 from twin.services.sim import SimService
 from twin.services.sim_log import DEFLATE, default_jobs, write_log
@@ -52,9 +53,10 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plant", default="phase1", help="plant (default phase1)")
     p.add_argument("--steps", type=int, default=600, help="1 s steps for the step and encode figures")
     p.add_argument("--publish-steps", type=int, default=30, help="1 s steps published at full speed")
-    p.add_argument("--live-seconds", type=float, default=10.0, help="length of the live 1x run, s")
+    p.add_argument("--live-seconds", type=duration(), default=10.0, help="length of the live 1x run, e.g. 10 or 1m")
     p.add_argument("--no-broker", action="store_true", help="skip the Mosquitto figures")
-    p.add_argument("--log-hours", type=float, default=1.0, help="plant hours written to a 10 s log (0: skip)")
+    p.add_argument("--log-hours", type=in_unit("h", allow_zero=True), default=1.0,
+                   help="plant hours written to a 10 s log: hours or 30m (0: skip)")
 
 
 def _rss_mb() -> float:

@@ -33,9 +33,11 @@ from adapters.sink.influx_http import InfluxHttpWriter
 from twin.bench.servers import victoria_metrics
 from twin.contract import Forecast, ForecastPoint, HallState, PlantState
 from twin.services.sink import SinkService
+from twin.topics import Topics
 
 __all__ = ["register", "run"]
 
+_T = Topics("bench")
 TARGET_POINTS_PER_S = 100_000
 TARGET_RATIO = 20.0
 
@@ -53,19 +55,19 @@ def _payloads(n_points: int, t0: float) -> list[tuple[str, bytes]]:
     k, count = 0, 0
     while count < n_points:
         ts = t0 + k
-        out.append(("stargate/bench/twin/state", PlantState(
+        out.append((_T.state, PlantState(
             ts=ts, it_mw=180.0 + k % 7, facility_mw=200.5, pue=1.11, contract_mw=230.0, hydro_available_mw=400.0,
             headroom_mw=29.5, gpus_total=100224, gpus_reporting=100224, gpu_util_mean=0.81, gpu_temp_max_c=71.5,
             heat_to_liquid_mw=150.2, liquid_capture_ratio=0.83, heat_reused_mw=40.1, heat_pump_mw=3.2, erf=0.2,
             coolant_return_max_c=45.3, ambient_c=-3.5, stale=[], msgs_in=k * 1630, msgs_rejected=0,
             msgs_duplicate=0, seq_gaps=0).model_dump_json().encode()))
         for h in range(1, 9):
-            out.append((f"stargate/bench/twin/state/h{h}", HallState(
+            out.append((_T.hall_state(f"h{h}"), HallState(
                 ts=ts, hall=f"h{h}", it_mw=22.5 + h * 0.1, gpus_total=12528, gpus_reporting=12528, gpu_util_mean=0.8,
                 gpu_temp_max_c=70.0 + h, heat_to_liquid_mw=18.7, liquid_capture_ratio=0.83,
                 coolant_return_max_c=44.0, coolant_supply_mean_c=30.0, flow_lps=180.0).model_dump_json().encode()))
         q = ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c")[k % 5]
-        out.append((f"stargate/bench/twin/forecast/{q}", Forecast(
+        out.append((_T.forecast(q), Forecast(
             quantity=q, issued_ts=ts, model="ets", step_s=300.0, skill=0.7,  # type: ignore[arg-type]
             points=[ForecastPoint(ts=ts + 300.0 * (j + 1), mean=200.0 + j, p10=195.0 + j, p90=205.0 + j)
                     for j in range(12)]).model_dump_json().encode()))

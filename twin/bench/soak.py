@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from twin.bench.servers import mosquitto_server, victoria_metrics, victoria_timestamps
+from twin.commands.common import duration, in_unit
+from twin.topics import Topics
 
 __all__ = ["register", "run"]
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--minutes", type=float, default=10.0, help="length of the run (default 10)")
+    p.add_argument("--minutes", type=in_unit("m"), default=10.0, help="length of the run: minutes or 1h (default 10)")
     p.add_argument("--plant", default="phase1", help="plant (default phase1)")
-    p.add_argument("--sample-s", type=float, default=5.0, help="memory sampling period (default 5 s)")
+    p.add_argument("--sample-s", type=duration(), default=5.0, help="memory sampling period (default 5 s)")
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -55,7 +57,7 @@ def _watch(port: int, site: str, states: list[dict[str, Any]], stop: threading.E
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.on_message = on_message
-    c.on_connect = lambda cl, *a: cl.subscribe(f"stargate/{site}/twin/state", qos=1)
+    c.on_connect = lambda cl, *a: cl.subscribe(Topics(site).state, qos=1)
     c.connect("127.0.0.1", port)
     c.loop_start()
     stop.wait()

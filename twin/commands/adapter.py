@@ -18,9 +18,9 @@ from typing import Any
 from adapters.field.base import AdapterConfig, Emitter, load_adapter_config, plant_mismatch
 from twin.commands.common import (
     add_broker_options,
+    duration,
     make_bus,
     need_broker,
-    positive_float,
     run_service,
     run_until_stopped,
 )
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--config", required=True, help="the adapter's TOML file (see deploy/adapters/)")
     add_broker_options(p, required=True)
     p.add_argument("--plant", help="check the config's asset ids against this plant file or name (e.g. phase1)")
-    p.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    p.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
     p.set_defaults(func=_cmd)
 

@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from twin.commands.common import duration, in_unit
 from twin.contract import QUANTITIES
 from twin.errors import ConfigError
 from twin.forecast.backtest import plot_backtest, run_backtest
 from twin.forecast.engine import PRODUCTS
 from twin.forecast.states import simulate_states, states_from_log, write_states_log
-from twin.timespec import parse_duration
 
 __all__ = ["register"]
 
@@ -32,15 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("log", nargs="?", help="telemetry log (twin/state messages or raw telemetry; .gz ok)")
     p.add_argument("--quantity", choices=QUANTITIES, default="facility_mw")
     p.add_argument("--product", choices=list(PRODUCTS), default="day-ahead")
-    p.add_argument("--train-days", type=float, default=14.0, help="days that only warm up the models (default 14)")
+    p.add_argument("--train-days", type=in_unit("d"), default=14.0, metavar="DAYS",
+                   help="history that only warms up the models: days, or a duration such as 36h (default 14)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw actuals against forecasts (matplotlib)")
     p.add_argument("--all", action="store_true", help="metrics for every quantity, not only --quantity")
     g = p.add_argument_group("simulated history (instead of LOG)")
-    g.add_argument("--simulate", metavar="DURATION", help="simulate this much history, e.g. 21d")
+    g.add_argument("--simulate", type=duration(), metavar="DURATION", help="simulate this much history, e.g. 21d")
     g.add_argument("--scenario", default="phase1", help="simulator scenario (default phase1)")
-    g.add_argument("--step", default="900s", help="simulator step (default 900s)")
-    g.add_argument("--fine-tail", default="15d", help="last part simulated at 60 s steps (default 15d)")
+    g.add_argument("--step", type=duration(), default=900.0, help="simulator step (default 900s)")
+    g.add_argument("--fine-tail", type=duration(allow_zero=True), default=15 * 86400.0,
+                   help="last part simulated at 60 s steps (default 15d; 0: none)")
     g.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
     g.add_argument("--save-states", metavar="FILE", help="also write the simulated states as a log (.gz ok)")
     p.set_defaults(func=_cmd)
@@ -61,8 +63,7 @@ def _cmd(args: argparse.Namespace) -> int:
     prog, tick = _progress(False)
     with prog or _Null():
         if args.simulate is not None:
-            stream = simulate_states(args.scenario, _dur(args.simulate, "--simulate"), _dur(args.step, "--step"),
-                                     _dur(args.fine_tail, "--fine-tail", zero=True), 60.0, args.seed, tick)
+            stream = simulate_states(args.scenario, args.simulate, args.step, args.fine_tail, 60.0, args.seed, tick)
             if args.save_states:
                 states = list(stream)
                 from sims.scenario import load_scenario
@@ -94,15 +95,6 @@ def _cmd(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"  {m:<16} MAE {v['mae']}  MAPE {v['mape']} %  MASE {v['mase']}  "
                                  f"coverage {v['coverage']}\n")
     return 0
-
-
-def _dur(text: str, name: str, zero: bool = False) -> float:
-    if zero and text.strip() in ("0", "0s"):
-        return 0.0
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise ConfigError(f"twin backtest: {name}: {e}") from None
 
 
 class _Null:

@@ -15,6 +15,7 @@ from adapters.bus.mqtt import Bus, Protocol
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.settings import Settings, load_settings
+from twin.timespec import parse_duration
 
 log = logging.getLogger("twin.commands")
 
@@ -24,13 +25,52 @@ __all__ = [
     "add_influx_options",
     "add_plant_options",
     "add_state_options",
+    "duration",
+    "in_unit",
     "make_bus",
     "need_broker",
     "positive_float",
     "run_service",
     "run_until_stopped",
     "settings_from_args",
+    "whole_seconds",
 ]
+
+
+def duration(unit: str = "s", allow_zero: bool = False) -> Callable[[str], float]:
+    """The argparse type of every option that takes a duration or an interval: ``90``, ``90s``, ``10m``,
+    ``1h30m``, ``14d`` (a bare number in ``unit``), as seconds."""
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, unit, allow_zero)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = "duration"  # argparse names the type in its error: "invalid duration value"
+    return parse
+
+
+def in_unit(unit: str, allow_zero: bool = False) -> Callable[[str], float]:
+    """A duration option whose name carries its unit (``--train-days``, ``--hours``): the value in that unit."""
+    inner = duration(unit, allow_zero)
+    per = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}[unit]
+
+    def parse(text: str) -> float:
+        return inner(text) / per
+
+    parse.__name__ = "duration"
+    return parse
+
+
+def whole_seconds(allow_zero: bool = True) -> Callable[[str], int]:
+    """A duration option kept as whole seconds (an MQTT session expiry)."""
+    inner = duration(allow_zero=allow_zero)
+
+    def parse(text: str) -> int:
+        return round(inner(text))
+
+    parse.__name__ = "duration"
+    return parse
 
 
 def positive_float(text: str) -> float:
@@ -45,7 +85,7 @@ def positive_float(text: str) -> float:
 
 def add_plant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plant", help="plant file (.toml) or a name in plants/ (default: phase1; env TWIN_PLANT)")
-    p.add_argument("--tick", dest="tick_s", type=positive_float, help="state period in seconds (default 1)")
+    p.add_argument("--tick", dest="tick_s", type=duration(), help="state period, e.g. 1 or 0.5 (default 1 s)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
 
 
@@ -56,13 +96,13 @@ def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> No
     p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
     p.add_argument("--client-id", dest="mqtt_client_id",
                    help="client id prefix of consuming services (default twin-SITE): persistent sessions")
-    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=int,
-                   help="seconds the broker keeps the session while away (needs --client-id)")
+    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=whole_seconds(),
+                   help="how long the broker keeps the session while away, e.g. 3600 or 1h (needs --client-id)")
 
 
 def add_state_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snapshot-every", dest="snapshot_every_s", type=positive_float,
-                   help="seconds between state snapshots under DATA_DIR/state (default 10)")
+    p.add_argument("--snapshot-every", dest="snapshot_every_s", type=duration(),
+                   help="time between state snapshots under DATA_DIR/state, e.g. 10, 30s, 5m (default 10 s)")
     p.add_argument("--no-snapshot", dest="snapshot", action="store_const", const=False,
                    help="neither restore nor save state snapshots (cold start)")
     p.add_argument("--journal-fsync", dest="journal_fsync", choices=("always", "1s", "never", "off"),

@@ -24,7 +24,7 @@ import aiomqtt
 
 from adapters.bus.mqtt import parse_broker_url
 from adapters.bus.tls import tls_context
-from twin.commands.common import add_broker_options, positive_float
+from twin.commands.common import add_broker_options, duration
 from twin.errors import ConfigError
 from twin.plant import load_plant
 from twin.settings import load_settings
@@ -45,7 +45,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     add_broker_options(p)
     p.add_argument("--site", help="site id (default: the plant's, env TWIN_PLANT)")
     p.add_argument("--plant", help="plant file or name whose site id to use (default phase1; env TWIN_PLANT)")
-    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds to wait for the answer (default 5)")
+    p.add_argument("--timeout", type=duration(), default=5.0,
+                   help="how long to wait for the answer, e.g. 5 or 1m (default 5 s)")
     p.set_defaults(func=_cmd)
 
 

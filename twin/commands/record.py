@@ -14,10 +14,11 @@ import sys
 from adapters.bus.mqtt import Bus
 from adapters.logs.record import RecordStats, record
 from adapters.logs.telemetry_log import TelemetryLogWriter
-from twin.commands.common import make_bus, positive_float, run_until_stopped
+from twin.commands.common import duration, make_bus, run_until_stopped, whole_seconds
 from twin.errors import ConfigError
 from twin.settings import load_settings
-from twin.timespec import format_t, parse_duration, parse_size
+from twin.timespec import format_t, parse_size
+from twin.topics import EVERY_SITE_FILTER
 
 __all__ = ["register"]
 
@@ -25,13 +26,6 @@ __all__ = ["register"]
 def _size(text: str) -> int:
     try:
         return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -44,18 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
     p.add_argument("--client-id", dest="mqtt_client_id",
                    help="fixed client id: a persistent session, so nothing is lost while reconnecting")
-    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=int,
-                   help="seconds the broker keeps the session while away (with --client-id)")
+    p.add_argument("--session-expiry", dest="mqtt_session_expiry_s", type=whole_seconds(),
+                   help="how long the broker keeps the session while away, e.g. 3600 or 1h (with --client-id)")
     p.add_argument("--topic", action="append", metavar="FILTER",
                    help="MQTT filter to record (repeatable; default stargate/#)")
     p.add_argument("--rotate-size", type=_size, metavar="SIZE",
                    help="start a new file at this size on disk (500M, 1G); files become NAME.00000.jsonl.gz ...")
-    p.add_argument("--rotate-time", type=_duration, metavar="DURATION",
+    p.add_argument("--rotate-time", type=duration(), metavar="DURATION",
                    help="start a new file after this much time (15m, 1h, 1d)")
     p.add_argument("--gzip-level", type=int, choices=range(1, 10), default=1, metavar="1-9",
                    help="gzip compression for .gz (default 1: a live recorder must keep up; 1-3 use ISA-L, "
                         "4-9 zlib: 6 writes files about 20 %% smaller at a seventeenth of the speed)")
-    p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--duration", type=duration(), help="stop after this long: 90, 90s, 10m, 1h30m, 14d")
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
     p.set_defaults(func=_cmd)
@@ -69,7 +63,7 @@ def _cmd(args: argparse.Namespace) -> int:
         raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")
-    filters = args.topic or ["stargate/#"]
+    filters = args.topic or [EVERY_SITE_FILTER]
     url = settings.broker
     stats = RecordStats()
     writer = TelemetryLogWriter(args.out, rotate_bytes=args.rotate_size, rotate_s=args.rotate_time,

@@ -22,6 +22,7 @@ from adapters.bus.publisher import FastPublisher, PublisherError
 from adapters.logs.replay import Replayer, ReplayOptions, ReplayStats, first_t
 from adapters.logs.replay_pace import StatePacer
 from adapters.logs.telemetry_log import LogError, LogReader, LogRecord
+from twin.commands.common import duration
 from twin.contract import SITE_PATTERN
 from twin.errors import ConfigError
 from twin.settings import load_settings
@@ -66,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--keep-source", action="store_true", help="keep the logged source (default: source=replay)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="stop",
                    help="a bad log line: report it and skip it, or stop there (default stop)")
-    p.add_argument("--pace-by-state", type=float, nargs="?", const=5.0, metavar="SECONDS",
-                   help="stay at most SECONDS (default 5) of event time ahead of the twin's latest PlantState "
+    p.add_argument("--pace-by-state", type=duration(), nargs="?", const=5.0, metavar="LAG",
+                   help="stay at most LAG (default 5 s) of event time ahead of the twin's latest PlantState "
                         "(stargate/SITE/twin/state), so that a replay at max never outruns the state service")
     p.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight at most (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a terminal)")

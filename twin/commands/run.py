@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 
 from twin.commands.common import (
     add_broker_options,
@@ -12,15 +13,17 @@ from twin.commands.common import (
     add_influx_options,
     add_plant_options,
     add_state_options,
+    duration,
     make_bus,
     need_broker,
-    positive_float,
     run_service,
     run_until_stopped,
     settings_from_args,
 )
 from twin.live_view import summary_line
 from twin.services import build
+from twin.services.base import Service
+from twin.settings import Settings
 
 __all__ = ["register"]
 
@@ -36,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_broker_options(s, required=True)
     add_data_dir_option(s)
     add_state_options(s)
-    s.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    s.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     s.add_argument("--halls", type=_hall_list, metavar="H1,H2",
                    help="a hall worker: only these halls' racks and CDUs (pair with `twin run aggregate`)")
     s.set_defaults(func=_state)
@@ -45,21 +48,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_broker_options(a, required=True)
     add_data_dir_option(a)
     add_state_options(a)
-    a.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    a.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     a.set_defaults(func=_aggregate)
     k = services.add_parser("sink", help="the twin's outputs from MQTT to InfluxDB or line-protocol files")
     add_plant_options(k)
     add_broker_options(k, required=True)
     add_data_dir_option(k)
     add_influx_options(k)
-    k.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
-    k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=positive_float, metavar="S",
-                   help="also write raw telemetry, one line per asset every S seconds (default off)")
+    k.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
+    k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=duration(), metavar="INTERVAL",
+                   help="also write raw telemetry, one line per asset every INTERVAL, e.g. 10 or 1m (default off)")
     k.set_defaults(func=_sink)
     f = services.add_parser("forecast", help="forecasts from the twin's state: intraday and day-ahead, retained")
     add_plant_options(f)
     add_broker_options(f, required=True)
-    f.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    f.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     f.add_argument("--warm-log", metavar="LOG", help="a log of twin/state (or raw telemetry) to learn from first")
     f.set_defaults(func=_forecast)
 
@@ -71,22 +74,27 @@ def _hall_list(text: str) -> list[str]:
     return halls
 
 
+async def _serve(stop: asyncio.Event, settings: Settings, url: str, site: str, service: Service,
+                 bus_name: str, duration: float | None, report: Callable[[], None] | None = None) -> int:
+    """One service on its own persistent bus session until stopped or ``duration`` is over."""
+    async with make_bus(settings, url, bus_name, site, service.subscriptions, True,
+                        manual_ack=build.manual_ack(service)) as bus:
+        return await run_service(stop, asyncio.create_task(service.run(bus)), duration, report)
+
+
 def _state(args: argparse.Namespace) -> int:
     settings, plant = settings_from_args(args)
     url = need_broker(settings.broker)
 
     async def main(stop: asyncio.Event) -> int:
         service = build.state_service(settings, plant, args.halls)
+
+        def report() -> None:
+            if service.latest is not None:
+                log.info(summary_line(service.latest))
+
         name = "state" if not args.halls else f"state-{service.worker_id}"
-        async with make_bus(settings, url, name, plant.site.id, service.subscriptions, True,
-                            manual_ack=build.manual_ack(service)) as bus:
-            task = asyncio.create_task(service.run(bus))
-
-            def report() -> None:
-                if service.latest is not None:
-                    log.info(summary_line(service.latest))
-
-            return await run_service(stop, task, args.duration, report)
+        return await _serve(stop, settings, url, plant.site.id, service, name, args.duration, report)
 
     return run_until_stopped(main)
 
@@ -97,9 +105,7 @@ def _aggregate(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         service = build.aggregate_service(settings, plant)
-        async with make_bus(settings, url, "aggregate", plant.site.id, service.subscriptions, True,
-                            manual_ack=build.manual_ack(service)) as bus:
-            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
+        return await _serve(stop, settings, url, plant.site.id, service, "aggregate", args.duration)
 
     return run_until_stopped(main)
 
@@ -110,9 +116,7 @@ def _sink(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         service = build.sink_service(settings, plant)
-        async with make_bus(settings, url, "sink", plant.site.id, service.subscriptions, True,
-                            manual_ack=build.manual_ack(service)) as bus:
-            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
+        return await _serve(stop, settings, url, plant.site.id, service, "sink", args.duration)
 
     return run_until_stopped(main)
 
@@ -128,8 +132,6 @@ def _forecast(args: argparse.Namespace) -> int:
 
             log.info("forecast: warmed with %d states from %s", service.warm(states_from_log(args.warm_log, plant)),
                      args.warm_log)
-        async with make_bus(settings, url, "forecast", plant.site.id, service.subscriptions, True,
-                            manual_ack=build.manual_ack(service)) as bus:
-            return await run_service(stop, asyncio.create_task(service.run(bus)), args.duration)
+        return await _serve(stop, settings, url, plant.site.id, service, "forecast", args.duration)
 
     return run_until_stopped(main)

@@ -27,10 +27,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from adapters.bus.mqtt import parse_broker_url
 from adapters.bus.publisher import FastPublisher, PublisherError
 from sims.scenario import Scenario, list_scenarios, load_scenario
-from sims.timebase import parse_duration, parse_start
+from sims.timebase import parse_start
 from twin.commands.common import (
     add_broker_options,
     add_plant_options,
+    duration,
     make_bus,
     need_broker,
     positive_float,
@@ -45,16 +46,6 @@ from twin.services.sim_log import default_jobs, write_log
 from twin.settings import Settings
 
 __all__ = ["register"]
-
-
-def duration_arg(text: str) -> float:
-    try:
-        v = parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
 
 
 def start_arg(text: str) -> float:
@@ -73,13 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                                       "(default: phase1 on --plant)")
     p.add_argument("--out", help="write a telemetry log here instead of publishing (.gz: gzip)")
     p.add_argument("--speed", type=positive_float, default=1.0, help="live: simulated seconds per wall second")
-    p.add_argument("--step", type=duration_arg, help="simulated time per step, e.g. 1s, 10s "
+    p.add_argument("--step", type=duration(), help="simulated time per step, e.g. 1s, 10s "
                                                      "(default: 1s live, the scenario's with --out)")
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     p.add_argument("--start", type=start_arg, help="event time of the first step: ISO 8601 or Unix seconds "
                                                    "(default: now live, the scenario's with --out)")
     p.add_argument("--rack-every", type=int, default=1, help="each rack and CDU reports every N steps")
-    p.add_argument("--duration", type=duration_arg, help="simulated time to run, e.g. 14d, 6h, 30m "
+    p.add_argument("--duration", type=duration(), help="simulated time to run, e.g. 14d, 6h, 30m "
                                                          "(default: forever live, the scenario's with --out)")
     p.add_argument("--jobs", type=int, help="--out: worker processes that encode and compress "
                                             f"(default: one per core, here {default_jobs()})")

@@ -25,6 +25,7 @@ from twin.commands.common import (
     add_influx_options,
     add_plant_options,
     add_state_options,
+    duration,
     make_bus,
     positive_float,
     run_until_stopped,
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_data_dir_option(p)
     add_state_options(p)
     add_influx_options(p)
-    p.add_argument("--duration", type=positive_float, help="stop by itself after this many seconds")
+    p.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
     p.add_argument("--seed", type=int, default=0, help="simulator seed")
     p.add_argument("--rack-every", type=int,

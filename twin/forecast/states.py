@@ -4,10 +4,9 @@
   raw telemetry log run through the state model (:class:`twin.live.decode.Decoder` and
   :meth:`twin.live.state.StateModel.snapshot`, one state per 1 s tick of event time).
 - :func:`simulate_states`: the simulator feeding the state model in process, at coarse steps,
-  for weeks of history in seconds. The fast path writes each :class:`sims.plant_sim.SimFrame`
-  into the :class:`~twin.live.state.StateModel` arrays exactly as :meth:`~twin.live.state.StateModel.apply`
-  would from the frame's messages (skipping the JSON round trip, whose rounding is to 0.1 W and
-  0.001 C), then takes the same :meth:`~twin.live.state.StateModel.snapshot`.
+  for weeks of history in seconds: each :class:`sims.plant_sim.SimFrame` goes in through
+  :meth:`~twin.live.state.StateModel.apply_frame` (skipping the JSON round trip), then the same
+  :meth:`~twin.live.state.StateModel.snapshot` is taken.
 - :func:`write_states_log`: such a stream as a telemetry log of ``twin/state`` messages.
 """
 
@@ -15,8 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import numpy as np
 
 from adapters.logs.telemetry_log import LogError, LogReader, TelemetryLogWriter
 from twin.contract import HallState, PlantState
@@ -27,42 +24,10 @@ from twin.live.ticks import TickClock
 from twin.plant import Plant, load_plant
 from twin.topics import Topics
 
-__all__ = ["StateStream", "frame_into_model", "simulate_states", "states_from_log", "write_states_log"]
+__all__ = ["StateStream", "simulate_states", "states_from_log", "write_states_log"]
 
 StateStream = Iterator[tuple[PlantState, list[HallState]]]
 
-
-def frame_into_model(m: StateModel, f: object) -> None:
-    """Every asset's latest values from one SimFrame, as :meth:`StateModel.apply` stores them (vectorised)."""
-    from sims.plant_sim import SimFrame  # sims is optional at run time for the live service
-
-    assert isinstance(f, SimFrame)
-    ts = f.ts
-    m.counters.msgs_in += m.plant.n_racks + len(m.plant.cdu_ids) + len(m.plant.feeder_ids) \
-        + len(m.plant.exchanger_ids) + 1
-    m.gpu_power_w[:] = f.gpu_power_w
-    m.gpu_util[:] = f.gpu_util
-    m.gpu_temp_c[:] = f.gpu_temp_c
-    m.rack_power_w[:] = f.gpu_power_w.sum(axis=1, dtype=np.float64) + f.aux_power_w
-    m.rack_util_sum[:] = f.gpu_util.sum(axis=1, dtype=np.float64)
-    m.rack_temp_max_c[:] = f.gpu_temp_c.max(axis=1)
-    m.rack_missing[:] = 0
-    m.rack_ts[:] = ts
-    m.cdu_supply_c[:], m.cdu_return_c[:] = f.cdu_supply_c, f.cdu_return_c
-    m.cdu_flow_lps[:], m.cdu_pump_kw[:] = f.cdu_flow_lps, f.cdu_pump_kw
-    m.cdu_ts[:] = ts
-    m.feeder_available_mw[:], m.feeder_import_mw[:] = f.feeder_available_mw, f.feeder_import_mw
-    m.feeder_frequency_hz[:], m.feeder_price_eur_mwh[:] = f.frequency_hz, f.price_eur_mwh
-    m.feeder_curtailed[:] = f.curtailed
-    m.feeder_ts[:] = ts
-    m.exch_delivered_kw[:], m.exch_demand_kw[:] = f.exch_delivered_kw, f.exch_demand_kw
-    m.exch_heat_pump_kw[:] = f.exch_heat_pump_kw
-    m.exch_ts[:] = ts
-    m.ambient_c[:] = f.ambient_c
-    m.ambient_ts[:] = ts
-    if m.start_ts is None:
-        m.start_ts = ts
-    m.now_ts = ts if m.now_ts is None else max(m.now_ts, ts)
 
 
 def simulate_states(scenario: str = "phase1", duration_s: float = 21 * 86400.0, step_s: float = 300.0,
@@ -80,7 +45,7 @@ def simulate_states(scenario: str = "phase1", duration_s: float = 21 * 86400.0, 
     model = StateModel(plant)
     t, end, fine_from = start, start + duration_s, start + duration_s - fine_tail_s
     while t < end:
-        frame_into_model(model, sim.step(t))
+        model.apply_frame(sim.step(t))
         yield model.snapshot(t)
         if progress is not None:
             progress((t - start) / duration_s)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from twin.errors import TwinError
 from twin.importers.rows import Row
 from twin.live.decode import describe_validation_error
 from twin.timespec import format_t
+from twin.tomlfile import load_toml
 from twin.topics import Topics
 
 __all__ = ["FieldSource", "ImportResult", "Mapping", "MappingError", "MessageMap", "build_messages",
@@ -111,21 +111,13 @@ class Mapping(BaseModel):
 
 
 def load_mapping(path: str | Path, site: str | None = None) -> Mapping:
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MappingError(f"{p}: cannot read the mapping ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MappingError(f"{p}: not TOML ({e})") from None
-    if site:
-        data["site"] = site
-    try:
-        return Mapping.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise MappingError(f"{p}: {loc}: {err['msg']}") from None
+    def override_site(data: dict[str, Any]) -> None:
+        if site:
+            data["site"] = site
+
+    return load_toml(Path(path), Mapping, "mapping",
+                     "pass --mapping with a .toml file (see docs/record-replay-import.md)",
+                     error=MappingError, prepare=override_site)
 
 
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")

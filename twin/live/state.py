@@ -8,6 +8,7 @@ with numpy (no Python loop over assets).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from twin.live import virtual_sensors
 from twin.live.decode import Decoded
 from twin.plant import Plant
 
-__all__ = ["Counters", "SeqTracker", "StateModel"]
+__all__ = ["Counters", "PlantFrame", "SeqTracker", "StateModel"]
 
 _NEVER = -np.inf
 #: Racks' GPU rows copied into the numpy arrays in chunks of this many, not all at the window's close:
@@ -26,6 +27,30 @@ _NEVER = -np.inf
 #: (~2 ms each) the total is the same and no single stall is long (docs/benchmarks.md, ingest).
 _MATERIALIZE_EVERY = 128
 _WINDOW = 64  # seq numbers remembered below the newest, to tell duplicates from late messages
+
+
+class PlantFrame(Protocol):
+    """One instant's telemetry of every asset as arrays in plant order, in contract units
+    (:class:`sims.plant_sim.SimFrame` is one)."""
+
+    ts: float
+    gpu_power_w: np.ndarray  # (racks, gpus)
+    gpu_util: np.ndarray
+    gpu_temp_c: np.ndarray
+    aux_power_w: np.ndarray  # (racks,)
+    cdu_supply_c: np.ndarray
+    cdu_return_c: np.ndarray
+    cdu_flow_lps: np.ndarray
+    cdu_pump_kw: np.ndarray
+    feeder_available_mw: np.ndarray
+    feeder_import_mw: np.ndarray
+    frequency_hz: float
+    price_eur_mwh: float
+    curtailed: bool
+    exch_delivered_kw: np.ndarray
+    exch_demand_kw: np.ndarray
+    exch_heat_pump_kw: np.ndarray
+    ambient_c: float
 
 
 @dataclass
@@ -220,6 +245,37 @@ class StateModel:
             self.ambient_c[i] = m.temp_c
             self.ambient_ts[i] = ts
         return True
+
+    def apply_frame(self, f: PlantFrame) -> None:
+        """Every asset's latest values from one whole-plant frame (the simulator's ``SimFrame``), as
+        :meth:`apply` would store them from the frame's messages, vectorised and without the JSON round trip
+        (whose rounding is 0.1 W and 0.001 C). The forecaster's weeks of simulated history come in here."""
+        ts = f.ts
+        self.counters.msgs_in += self.plant.n_racks + len(self.plant.cdu_ids) + len(self.plant.feeder_ids) \
+            + len(self.plant.exchanger_ids) + 1
+        self.gpu_power_w[:] = f.gpu_power_w
+        self.gpu_util[:] = f.gpu_util
+        self.gpu_temp_c[:] = f.gpu_temp_c
+        self.rack_power_w[:] = f.gpu_power_w.sum(axis=1, dtype=np.float64) + f.aux_power_w
+        self.rack_util_sum[:] = f.gpu_util.sum(axis=1, dtype=np.float64)
+        self.rack_temp_max_c[:] = f.gpu_temp_c.max(axis=1)
+        self.rack_missing[:] = 0
+        self.rack_ts[:] = ts
+        self.cdu_supply_c[:], self.cdu_return_c[:] = f.cdu_supply_c, f.cdu_return_c
+        self.cdu_flow_lps[:], self.cdu_pump_kw[:] = f.cdu_flow_lps, f.cdu_pump_kw
+        self.cdu_ts[:] = ts
+        self.feeder_available_mw[:], self.feeder_import_mw[:] = f.feeder_available_mw, f.feeder_import_mw
+        self.feeder_frequency_hz[:], self.feeder_price_eur_mwh[:] = f.frequency_hz, f.price_eur_mwh
+        self.feeder_curtailed[:] = f.curtailed
+        self.feeder_ts[:] = ts
+        self.exch_delivered_kw[:], self.exch_demand_kw[:] = f.exch_delivered_kw, f.exch_demand_kw
+        self.exch_heat_pump_kw[:] = f.exch_heat_pump_kw
+        self.exch_ts[:] = ts
+        self.ambient_c[:] = f.ambient_c
+        self.ambient_ts[:] = ts
+        if self.start_ts is None:
+            self.start_ts = ts
+        self.now_ts = ts if self.now_ts is None else max(self.now_ts, ts)
 
     def materialize(self) -> None:
         """Copy the GPU rows of the racks updated since the last call into the (racks, GPUs) arrays."""

@@ -48,12 +48,17 @@ class AggregatorService:
         self.skipped = 0  # tick times given up on because a later one completed first
         self._bus: Bus | None = None
         self._hall_ids = set(plant.hall_ids)
-        self._prefix = f"{self.topics.root}/twin/"
+        self._prefix = self.topics.twin_prefix
+
+    @property
+    def acks_when_durable(self) -> bool:
+        """Acks on receipt: its inputs are the workers' retained states and the plant-level telemetry."""
+        return False
 
     @property
     def subscriptions(self) -> list[str]:
-        r = self.topics.root
-        return [f"{r}/{d}/#" for d in PLANT_LEVEL_DOMAINS] + [f"{r}/twin/state/+", f"{r}/twin/worker/+"]
+        t = self.topics
+        return [t.telemetry_filter(d) for d in PLANT_LEVEL_DOMAINS] + [t.filter("hallState"), t.filter("worker")]
 
     @property
     def latest_halls(self) -> list[HallState]:

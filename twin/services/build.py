@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from twin.plant import Plant
 from twin.services.aggregate import AggregatorService
+from twin.services.base import Service
 from twin.services.forecast import ForecastService
 from twin.services.sink import LineWriter, SinkService
 from twin.services.state import StateService
@@ -39,15 +40,9 @@ def forecast_service(settings: Settings, plant: Plant) -> ForecastService:
     return ForecastService(plant.site.id)
 
 
-def manual_ack(service: object, embedded: bool = False) -> bool:
-    """Whether the service's bus acknowledges only when told (docs/delivery.md).
-
-    The state service: once a batch is journaled (with the journal off, paho acks on receipt). The sink: once
-    the lines are written or spooled. The others ack on receipt. On the embedded broker (amqtt, MQTT 3.1.1,
-    a demo) every service acks on receipt.
+def manual_ack(service: Service, embedded: bool = False) -> bool:
+    """Whether the service's bus acknowledges only when told (docs/delivery.md): what the service says
+    (``acks_when_durable``: the state service with its journal, the sink); the others ack on receipt. On the
+    embedded broker (amqtt, MQTT 3.1.1, a demo) every service acks on receipt.
     """
-    if embedded:
-        return False
-    if isinstance(service, StateService):
-        return service.journal is not None
-    return isinstance(service, SinkService)
+    return not embedded and service.acks_when_durable

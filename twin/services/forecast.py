@@ -36,8 +36,13 @@ class ForecastService:
         self.latest: dict[str, Forecast] = {}
 
     @property
+    def acks_when_durable(self) -> bool:
+        """It keeps nothing a crash would lose that the retained states cannot give back: acks on receipt."""
+        return False
+
+    @property
     def subscriptions(self) -> list[str]:
-        return [self.topics.state, f"{self.topics.state}/+"]
+        return [self.topics.state, self.topics.filter("hallState")]
 
     def warm(self, stream: Iterable[tuple[PlantState, list[HallState]]]) -> int:
         """Feed past states (e.g. a log of ``twin/state``) without publishing; returns how many."""

@@ -30,16 +30,16 @@ from pathlib import Path
 from typing import Protocol
 
 import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from adapters.bus.mqtt import Bus
 from adapters.sink.spool import Spool, SpoolPosition
 from twin import lineproto
-from twin.contract import DOMAIN_MODELS, Alarm, DeadLetter, Forecast, HallState, PlantState
+from twin.contract import DOMAIN_MODELS, Alarm, DeadLetter, Forecast, HallState, PlantState, SinkStats
 from twin.sink_delivery import Backoff, Delivery, Throttled, deliver
 from twin.topics import Topics, parse_telemetry_topic
 
-__all__ = ["SPOOL_ALARM_ID", "LineWriter", "SinkService", "SinkStats"]
+__all__ = ["SPOOL_ALARM_ID", "LineWriter", "SinkService"]
 
 log = logging.getLogger("twin.sink")
 
@@ -54,24 +54,6 @@ class LineWriter(Protocol):
     def describe(self) -> str: ...
 
 
-class SinkStats(BaseModel):
-    """The sink's health, retained on ``stargate/{site}/twin/sink``; counters since the sink started."""
-
-    ts: float = Field(description="wall-clock time of this report, Unix epoch seconds")
-    writer: str = Field(description="where lines go: InfluxDB URL and bucket, or the files directory")
-    points_in: int = Field(description="lines made from the messages received")
-    points_written: int = Field(description="lines the database (or the files) acknowledged")
-    points_retried: int = Field(description="lines sent again after a failed or split request")
-    points_spooled: int = Field(description="lines appended to the disk spool")
-    points_dropped: int = Field(description="lines lost: spool full, or memory buffer full")
-    points_deadlettered: int = Field(description="lines the database refused (400/422), sent to the dead-letter topic")
-    rejected_messages: int = Field(description="MQTT messages that did not match the contract")
-    buffered: int = Field(description="lines in memory, waiting for the next batch")
-    spool_lines: int = Field(description="lines in the spool, not yet delivered")
-    spool_bytes: int = Field(description="bytes in the spool, not yet delivered")
-    spool_max_bytes: int = Field(description="the spool's bound")
-    spool_full: bool = Field(description="the spool is dropping data (alarm sink_spool_full active)")
-    last_error: str | None = Field(description="the last write error, or null after a successful write")
 
 
 class SinkService:
@@ -135,12 +117,17 @@ class SinkService:
     @property
     def topic(self) -> str:
         """Where the sink's health goes (retained JSON :class:`SinkStats`)."""
-        return f"{self.topics.root}/twin/sink"
+        return self.topics.sink_stats
+
+    @property
+    def acks_when_durable(self) -> bool:
+        """Its bus acknowledges only when told: once the lines are written or spooled."""
+        return True
 
     @property
     def subscriptions(self) -> list[str]:
-        r = self.topics.root
-        subs = [f"{r}/twin/state", f"{r}/twin/state/+", f"{r}/twin/forecast/+", f"{r}/twin/alarm/+"]
+        t = self.topics
+        subs = [t.state, t.filter("hallState"), t.filter("forecast"), t.filter("alarm")]
         if self.mirror_s > 0:
             subs += self.topics.telemetry_filters
         return subs

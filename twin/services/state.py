@@ -102,6 +102,11 @@ class StateService:
             self._restore(snapshot_path, journal_fsync, journal_max_bytes)
 
     @property
+    def acks_when_durable(self) -> bool:
+        """Its bus acknowledges only when told: once a batch is journaled (with no journal, on receipt)."""
+        return self.journal is not None
+
+    @property
     def subscriptions(self) -> list[str]:
         if self.halls is None:
             return self.topics.telemetry_filters
