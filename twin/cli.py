@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
 from twin import __version__
 from twin.errors import TwinError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "error_line", "main"]
 
 #: Modules under twin.commands that register subcommands, in --help order.
 COMMANDS = ["up", "run", "sim", "asyncapi", "adapter", "record", "replay", "import_log", "bench", "health", "backtest"]
@@ -34,6 +36,8 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="twin", description="Digital twin of Stargate Norway (Kvandal, Narvik).")
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (env TWIN_DEBUG=1), for a bug report")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in COMMANDS:
@@ -44,15 +48,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = getattr(args, "log_level", None) or "WARNING"
+    # services (twin run, adapter, sim, record) say once a minute what they did: INFO unless told otherwise
+    level = (getattr(args, "log_level", None) or os.environ.get("TWIN_LOG_LEVEL", "").upper() or
+             getattr(args, "default_log_level", "WARNING"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("TWIN_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except TwinError as e:  # every error of the project's own: one line, no traceback
-        sys.stderr.write(f"twin: error: {e}\n")
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(error_line(e) + "\n")
+        return 2 if isinstance(e, TwinError | OSError) else 1
+
+
+def error_line(e: BaseException) -> str:
+    """The one line a user sees for an error: the project's own say what to do; a file or system error names
+    the file; anything else is a bug, named as one."""
+    if isinstance(e, TwinError):
+        return f"twin: error: {e}"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"twin: error: {where}{e.strerror or e}"
+    return (f"twin: internal error: {type(e).__name__}: {e} (run again with --debug or TWIN_DEBUG=1 for the "
+            "traceback, and report it)")
 
 
 if __name__ == "__main__":

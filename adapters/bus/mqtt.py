@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 
+from adapters.bus.reach import BrokerUnreachable, StoppedConnecting, unreachable_line, unreachable_reason
 from adapters.bus.tls import tls_context
 from twin.errors import ConfigError
 from twin.topics import Topics
 
-__all__ = ["BrokerAddress", "Bus", "Message", "Protocol", "is_redelivery", "parse_broker_url"]
+__all__ = ["BrokerAddress", "BrokerUnreachable", "Bus", "Message", "Protocol", "StoppedConnecting", "is_redelivery",
+           "parse_broker_url"]
 
 log = logging.getLogger("twin.bus")
 
@@ -193,8 +196,20 @@ class Bus:
         max_inflight: int = 1000,
         health: bool = True,
         manual_ack: bool = False,
+        wait_for_broker: bool = True,
+        stop: asyncio.Event | None = None,
+        give_up_after_s: float | None = None,
     ) -> None:
         self.address = parse_broker_url(url)
+        # the first connection: a service keeps trying (``wait_for_broker``) and says so; a one-shot command
+        # stops at the first unreachable broker with one line. ``stop`` (a signal) and ``give_up_after_s``
+        # (the command's --duration) end the wait either way.
+        self.wait_for_broker = wait_for_broker
+        self.stop = stop
+        self.give_up_after_s = give_up_after_s
+        self.last_error: str | None = None
+        self._not_yet_since: float | None = None
+        self._not_yet_logged = 0.0
         self.service = service
         self.site = site
         self.subscriptions = list(subscriptions)
@@ -234,8 +249,33 @@ class Bus:
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._supervise(), name=f"bus-{self.service}")
         self._sender = asyncio.create_task(self._send_outbox(), name=f"bus-{self.service}-out")
-        await self.wait_connected(first=True)
+        try:
+            await self._first_connection()
+        except BaseException:
+            await self.close()
+            raise
         return self
+
+    async def _first_connection(self) -> None:
+        """Until the first connection is up; :class:`StoppedConnecting` on ``stop``, :class:`BrokerUnreachable`
+        after ``give_up_after_s``, the first connection's error if it is one no retry can mend."""
+        assert self._first is not None
+        waits: set[asyncio.Future[Any]] = {self._first}  # asyncio.wait cancels nothing it waits on
+        stopping = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
+        if stopping is not None:
+            waits.add(stopping)
+        try:
+            done, _ = await asyncio.wait(waits, timeout=self.give_up_after_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+        if self._first.done():
+            self._first.result()
+            return
+        if stopping is not None and stopping in done:
+            raise StoppedConnecting(f"{self.service}: stopped before the broker at {self.address} answered")
+        raise BrokerUnreachable(unreachable_line(self.address, self.last_error or "no answer",
+                                                 within_s=self.give_up_after_s))
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -359,13 +399,21 @@ class Bus:
                 if rc in (4, 5, 134, 135) and self._first is not None and not self._first.done():
                     self._first.set_exception(ConfigError(f"broker {self.address} refused the login: {e}"))
                     return
+                self.last_error = str(e)
                 log.warning("%s: MQTT error from %s: %s; reconnecting in %.1fs", self.service,
                             self.address, e, backoff)
             except aiomqtt.MqttError as e:
                 self._connected.clear()
                 if self._tls_refused_first(e.__cause__ or e.__context__):  # aiomqtt wraps the SSLError
                     return
-                log.warning("%s: lost %s (%s); reconnecting in %.1fs", self.service, self.address, e, backoff)
+                if self.connects == 0:
+                    self.last_error = unreachable_reason(e)
+                    if not self.wait_for_broker and self._first is not None and not self._first.done():
+                        self._first.set_exception(BrokerUnreachable(unreachable_line(self.address, self.last_error)))
+                        return
+                    self._log_not_yet(backoff)
+                else:
+                    log.warning("%s: lost %s (%s); reconnecting in %.1fs", self.service, self.address, e, backoff)
             except ssl.SSLError as e:
                 self._connected.clear()
                 if self._tls_refused_first(e):
@@ -378,6 +426,18 @@ class Bus:
                 break
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 15.0)
+
+    def _log_not_yet(self, backoff: float) -> None:
+        """Say plainly that the first connection has not happened: at once, then at most every 30 s."""
+        now = time.monotonic()
+        if self._not_yet_since is None:
+            self._not_yet_since = now
+        elif now - self._not_yet_logged < 30.0:
+            return
+        self._not_yet_logged = now
+        waited = f" after {now - self._not_yet_since:.0f} s" if now > self._not_yet_since else ""
+        log.warning("%s: not connected yet%s: %s; retrying every %.0f s or less", self.service, waited,
+                    unreachable_line(self.address, self.last_error or "no answer"), 15.0)
 
     # ---------------------------------------------------------------- use
 

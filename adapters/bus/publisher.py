@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from adapters.bus.mqtt import BrokerAddress, Protocol
+from adapters.bus.reach import unreachable_line, unreachable_reason
 from adapters.bus.tls import tls_context
 from twin.errors import ConfigError, TwinError
 
@@ -133,7 +134,7 @@ class FastPublisher:
         try:
             sock = socket.create_connection((self.address.host, self.address.port), timeout=self.timeout)
         except OSError as e:
-            raise PublisherError(f"cannot reach the broker at {self.address}: {e.strerror or e}") from None
+            raise PublisherError(unreachable_line(self.address, unreachable_reason(e))) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.address.tls:
             ctx = tls_context(True, self.ca_file, self.cert_file, self.key_file, str(self.address))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.bus.mqtt import Bus
@@ -48,10 +49,13 @@ class RecordStats:
 
 
 async def record(bus: Bus, writer: TelemetryLogWriter, stop: asyncio.Event, *, count: int | None = None,
-                 duration_s: float | None = None, stats: RecordStats | None = None) -> RecordStats:
-    """Write every message the bus receives until ``stop``, ``count`` messages or ``duration_s`` seconds."""
+                 duration_s: float | None = None, stats: RecordStats | None = None,
+                 report: Callable[[RecordStats], None] | None = None, report_every_s: float = 60.0) -> RecordStats:
+    """Write every message the bus receives until ``stop``, ``count`` messages or ``duration_s`` seconds;
+    ``report(stats)`` every ``report_every_s``."""
     st = stats or RecordStats()
     st.started = time.monotonic()
+    reported = st.started
     deadline = None if duration_s is None else st.started + duration_s
     queue = bus.queue
     clock = WallClock()
@@ -59,6 +63,9 @@ async def record(bus: Bus, writer: TelemetryLogWriter, stop: asyncio.Event, *, c
         timeout = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
         if timeout <= 0:
             break
+        if report is not None and time.monotonic() - reported >= report_every_s:
+            reported = time.monotonic()
+            report(st)
         try:
             msg = await asyncio.wait_for(queue.get(), timeout)
         except TimeoutError:

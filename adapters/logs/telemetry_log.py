@@ -300,7 +300,9 @@ class _GzipLines:
     """Decompresses a gzip file in a background thread and hands over lists of lines.
 
     Inflating (ISA-L's) releases the GIL, so on two cores decompression overlaps with
-    parsing and publishing. Items: ``("lines", [line, ...])`` (complete lines, no newline),
+    parsing and publishing. Items: ``("lines", [line, ...], (from, to))`` (complete lines, no newline, and the
+    compressed bytes consumed before and after their chunk: the thread runs up to four chunks ahead, so the
+    reader's position comes from the lines it has handed out, not from what the thread has read),
     ``("tail", bytes)`` (a last line without its newline), ``("error", reason)``.
     """
 
@@ -308,13 +310,13 @@ class _GzipLines:
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=4)
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=4)
         self.stop = threading.Event()
         self.consumed = 0
         self.thread = threading.Thread(target=self._run, name="gzip-lines", daemon=True)
         self.thread.start()
 
-    def _put(self, item: tuple[str, Any] | None) -> bool:
+    def _put(self, item: tuple[Any, ...] | None) -> bool:
         while not self.stop.is_set():
             try:
                 self.queue.put(item, timeout=0.2)
@@ -331,6 +333,7 @@ class _GzipLines:
                 chunk = self.raw.read(self.CHUNK)
                 if not chunk:
                     break
+                before = self.consumed
                 self.consumed += len(chunk)
                 data = dec.decompress(chunk)
                 while dec.eof and dec.unused_data:  # another gzip member follows
@@ -340,7 +343,7 @@ class _GzipLines:
                 if data:
                     parts = (buf + data).split(b"\n")
                     buf = parts.pop()
-                    if parts and not self._put(("lines", parts)):
+                    if parts and not self._put(("lines", parts, (before, self.consumed))):
                         return
             else:
                 return
@@ -377,12 +380,14 @@ class LogReader:
             raise LogError(self.path, 0, f"cannot read the file ({e.strerror})") from None
         self._raw: IO[bytes] | None = None
         self._gz: _GzipLines | None = None
+        self._span = (0, 0, 0, 1)  # the current gzip chunk: bytes from, to; lines handed out, lines in it
         self.lines = 0
 
     @property
     def position(self) -> int:
-        if self._gz is not None:
-            return self._gz.consumed
+        if self._gz is not None:  # within the chunk of the line handed out last, in proportion to its lines
+            a, b, i, k = self._span
+            return a + (b - a) * i // max(k, 1)
         try:
             return self._raw.tell() if self._raw is not None else 0
         except (ValueError, OSError):
@@ -411,11 +416,14 @@ class LogReader:
                 return
             gz = self._gz = _GzipLines(raw)
             while (item := gz.queue.get()) is not None:
-                kind, value = item
+                kind, value = item[0], item[1]
                 if kind == "error":
                     yield LogError(self.path, n + 1, value)
                     return
-                for data in (value if kind == "lines" else [value]):
+                batch = value if kind == "lines" else [value]
+                a, b = item[2] if kind == "lines" else (gz.consumed, gz.consumed)
+                for i, data in enumerate(batch, 1):
+                    self._span = (a, b, i, len(batch))
                     n += 1
                     self.lines = n
                     out = self._record(data, n, kind == "lines")

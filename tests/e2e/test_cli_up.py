@@ -72,7 +72,7 @@ def test_twin_up_a_second_time_on_the_same_data_dir_takes_the_new_run_at_once(mo
 
 
 @pytest.mark.parametrize(("args", "expect"), [
-    (["up", "--duration", "-3"], "--duration: must be > 0"),
+    (["up", "--duration", "-3"], "--duration: '-3' is not a duration like 90s, 10m, 1h30m or 14d"),
     (["up", "--nope"], "unrecognized arguments: --nope"),
     (["run", "state"], "no broker: pass --broker"),
     (["run", "state", "--broker", "http://x"], "broker URL must look like mqtt://host:port"),

@@ -84,3 +84,32 @@ def test_the_cli_turns_any_twin_error_into_one_line(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     assert cli.main(["asyncapi"]) == 2
     assert capsys.readouterr().err == "twin: error: log.jsonl.gz:3: not JSON\n"
+
+
+@pytest.mark.parametrize(("error", "code", "line"), [
+    (FileNotFoundError(2, "No such file or directory", "/x/y.toml"), 2,
+     "twin: error: /x/y.toml: No such file or directory"),
+    (PermissionError(13, "Permission denied"), 2, "twin: error: Permission denied"),
+    (KeyError("halls"), 1, "twin: internal error: KeyError: 'halls' (run again with --debug or TWIN_DEBUG=1 for "
+                           "the traceback, and report it)"),
+])
+@pytest.mark.parametrize("debug", ["", "--debug", "TWIN_DEBUG=1"])
+def test_any_other_error_is_one_line_and_debug_shows_the_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception, code: int,
+        line: str, debug: str) -> None:
+    def boom(_args: object) -> int:
+        raise error
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices["asyncapi"].set_defaults(func=boom)  # type: ignore[index]
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.delenv("TWIN_DEBUG", raising=False)
+    if debug == "TWIN_DEBUG=1":
+        monkeypatch.setenv("TWIN_DEBUG", "1")
+    assert cli.main((["--debug"] if debug == "--debug" else []) + ["asyncapi"]) == code
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == line
+    assert ("Traceback (most recent call last)" in err) == bool(debug), err
+    if not debug:
+        assert err == line + "\n"

@@ -48,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_broker_options(p, required=True)
     p.add_argument("--plant", help="check the config's asset ids against this plant file or name (e.g. phase1)")
     p.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
-    p.set_defaults(func=_cmd)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="default INFO: a line a minute of what it did (env TWIN_LOG_LEVEL)")
+    p.set_defaults(func=_cmd, default_log_level="INFO")
 
 
 def build_adapter(kind: str, config_path: str) -> tuple[Any, AdapterConfig]:
@@ -75,7 +76,9 @@ def _cmd(args: argparse.Namespace) -> int:
     name = adapter.name
 
     async def main(stop: asyncio.Event) -> int:
-        async with make_bus(settings, url, f"adapter-{name}", cfg.site) as bus:
+        t0 = time.monotonic()
+        async with make_bus(settings, url, f"adapter-{name}", cfg.site, wait_for_broker=True, stop=stop,
+                            give_up_after_s=args.duration) as bus:
             emitter = Emitter(bus, cfg.site, name)
             task = asyncio.create_task(adapter.run(emitter), name=f"adapter-{name}")
 
@@ -84,7 +87,8 @@ def _cmd(args: argparse.Namespace) -> int:
                 log.info("%s: %d messages, %d/%d devices ok%s", name, emitter.published, st.devices_ok,
                          st.devices_total, f", failing: {', '.join(st.failing)}" if st.failing else "")
 
-            rc = await run_service(stop, task, args.duration, report)
+            left = None if args.duration is None else max(args.duration - (time.monotonic() - t0), 0.0)
+            rc = await run_service(stop, task, left, report)
             await bus.drain(timeout=5)
             return rc
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from twin.commands.common import duration, in_unit
+from twin.commands.common import duration, in_unit, output_file
+from twin.commands.progress import Progress
 from twin.contract import QUANTITIES
 from twin.errors import ConfigError
 from twin.forecast.backtest import plot_backtest, run_backtest
@@ -35,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--train-days", type=in_unit("d"), default=14.0, metavar="DAYS",
                    help="history that only warms up the models: days, or a duration such as 36h (default 14)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="draw actuals against forecasts (matplotlib)")
+    p.add_argument("--plot", type=output_file, metavar="FILE.png", help="draw actuals against forecasts (matplotlib)")
     p.add_argument("--all", action="store_true", help="metrics for every quantity, not only --quantity")
     g = p.add_argument_group("simulated history (instead of LOG)")
     g.add_argument("--simulate", type=duration(), metavar="DURATION", help="simulate this much history, e.g. 21d")
@@ -44,24 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     g.add_argument("--fine-tail", type=duration(allow_zero=True), default=15 * 86400.0,
                    help="last part simulated at 60 s steps (default 15d; 0: none)")
     g.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
-    g.add_argument("--save-states", metavar="FILE", help="also write the simulated states as a log (.gz ok)")
+    g.add_argument("--save-states", type=output_file, metavar="FILE",
+                   help="also write the simulated states as a log (.gz ok)")
     p.set_defaults(func=_cmd)
-
-
-def _progress(quiet: bool) -> tuple[Progress | None, Callable[[float], None] | None]:
-    if quiet or not sys.stderr.isatty():
-        return None, None
-    prog = Progress(TextColumn("[bold]backtest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), transient=True)
-    task = prog.add_task("backtest", total=1.0)
-    return prog, lambda frac: prog.update(task, completed=frac)
 
 
 def _cmd(args: argparse.Namespace) -> int:
     if (args.log is None) == (args.simulate is None):
         raise ConfigError("twin backtest: give a LOG or --simulate DURATION (one of them)")
-    prog, tick = _progress(False)
-    with prog or _Null():
+    with Progress("backtest: history", 1.0, None) as prog:
+        def tick(frac: float) -> None:
+            prog.update(frac)
+
         if args.simulate is not None:
             stream = simulate_states(args.scenario, args.simulate, args.step, args.fine_tail, 60.0, args.seed, tick)
             if args.save_states:
@@ -95,11 +87,3 @@ def _cmd(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"  {m:<16} MAE {v['mae']}  MAPE {v['mape']} %  MASE {v['mase']}  "
                                  f"coverage {v['coverage']}\n")
     return 0
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

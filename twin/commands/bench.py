@@ -11,7 +11,11 @@ import argparse
 import importlib
 import json
 import sys
+import threading
+import time
 from typing import Any
+
+from twin.commands.progress import clock
 
 __all__ = ["BENCHES", "register"]
 
@@ -27,13 +31,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         mod = importlib.import_module(f"twin.bench.{name}")
         b = names.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0], description=mod.__doc__)
         b.add_argument("--json", action="store_true", help="print the figures as JSON")
+        b.add_argument("--no-progress", action="store_true", help="no 'still measuring' line every 30 s on stderr")
         mod.register(b)
         b.set_defaults(func=_run(mod))
 
 
 def _run(mod: Any) -> Any:
     def func(args: argparse.Namespace) -> int:
-        result: dict[str, Any] = mod.run(args)
+        name = mod.__name__.rsplit(".", 1)[-1]
+        done = threading.Event()
+        t0 = time.monotonic()
+
+        def ticker() -> None:  # a benchmark's phases take minutes: say it is alive and for how long
+            while not done.wait(30.0):
+                sys.stderr.write(f"twin bench {name}: still measuring, {clock(time.monotonic() - t0)} elapsed\n")
+                sys.stderr.flush()
+
+        if not args.no_progress:
+            threading.Thread(target=ticker, name="bench-progress", daemon=True).start()
+        try:
+            result: dict[str, Any] = mod.run(args)
+        finally:
+            done.set()
         if args.json:
             sys.stdout.write(json.dumps(result, indent=2) + "\n")
         else:

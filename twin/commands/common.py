@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from adapters.bus.mqtt import Bus, Protocol
+from adapters.bus.mqtt import Bus, Protocol, StoppedConnecting, parse_broker_url
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.settings import Settings, load_settings
@@ -20,6 +22,7 @@ from twin.timespec import parse_duration
 log = logging.getLogger("twin.commands")
 
 __all__ = [
+    "REPORT_EVERY_S",
     "add_broker_options",
     "add_data_dir_option",
     "add_influx_options",
@@ -29,6 +32,8 @@ __all__ = [
     "in_unit",
     "make_bus",
     "need_broker",
+    "output_dir",
+    "output_file",
     "positive_float",
     "run_service",
     "run_until_stopped",
@@ -73,6 +78,34 @@ def whole_seconds(allow_zero: bool = True) -> Callable[[str], int]:
     return parse
 
 
+def output_file(text: str) -> str:
+    """A file the command will write: checked before any work (its folder exists and is writable; it is not
+    a folder), so that a long run does not end in an error."""
+    p = Path(text).expanduser()
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name in it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return text
+
+
+def output_dir(text: str) -> str:
+    """A folder the command will write into (created if missing): its nearest existing parent must be a
+    writable folder."""
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    q = p
+    while not q.exists():
+        q = q.parent
+    if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into {text}: {q} is not a writable folder")
+    return text
+
+
 def positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -86,7 +119,9 @@ def positive_float(text: str) -> float:
 def add_plant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plant", help="plant file (.toml) or a name in plants/ (default: phase1; env TWIN_PLANT)")
     p.add_argument("--tick", dest="tick_s", type=duration(), help="state period, e.g. 1 or 0.5 (default 1 s)")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="default INFO for services (a line a minute of what they did), else WARNING "
+                        "(env TWIN_LOG_LEVEL)")
 
 
 def add_broker_options(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -111,7 +146,8 @@ def add_state_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_data_dir_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="line-protocol files (without InfluxDB) and state snapshots (default ./data)")
+    p.add_argument("--data-dir", type=output_dir,
+                   help="line-protocol files (without InfluxDB) and state snapshots (default ./data)")
 
 
 def add_influx_options(p: argparse.ArgumentParser) -> None:
@@ -133,7 +169,11 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:
 
 
 def make_bus(settings: Settings, url: str, service: str, site: str, subscriptions: Iterable[str] = (),
-             persistent: bool = False, protocol: Protocol = "auto", manual_ack: bool = False) -> Bus:
+             persistent: bool = False, protocol: Protocol = "auto", manual_ack: bool = False, *,
+             wait_for_broker: bool = False, stop: asyncio.Event | None = None,
+             give_up_after_s: float | None = None) -> Bus:
+    """The bus of one service or command. ``wait_for_broker``: a service next to the plant keeps trying an
+    unreachable broker (and says so) until ``stop`` or ``give_up_after_s``; a command stops with one line."""
     return Bus(
         url,
         service=service,
@@ -149,10 +189,15 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
         key_file=settings.mqtt_key_file,
         protocol=protocol,
         manual_ack=manual_ack,
+        wait_for_broker=wait_for_broker,
+        stop=stop,
+        give_up_after_s=give_up_after_s,
     )
 
 
 STOP_GRACE_S = 10.0
+#: a long-running service's line of what it did, once a minute (env TWIN_REPORT_EVERY_S: the tests shorten it)
+REPORT_EVERY_S = float(os.environ.get("TWIN_REPORT_EVERY_S", "60"))
 
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
@@ -179,7 +224,11 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
                     await task
                 return 130
         stopping.cancel()
-        return task.result()
+        try:
+            return task.result()
+        except StoppedConnecting as e:  # a signal while still connecting: a clean stop
+            log.warning("%s", e)
+            return 0
 
     return asyncio.run(runner())
 
@@ -188,18 +237,19 @@ def need_broker(url: str | None) -> str:
     """The broker URL, or a one-line error saying how to give one."""
     if not url:
         raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    parse_broker_url(url)  # a malformed URL: one line now, before any service is built
     return url
 
 
 async def run_service(stop: asyncio.Event, task: asyncio.Task[None], duration: float | None,
                       report: object = None) -> int:
-    """Run ``task`` until ``stop``, ``duration`` seconds or its end; ``report()`` every 10 s. Exit code."""
+    """Run ``task`` until ``stop``, ``duration`` seconds or its end; ``report()`` once a minute. Exit code."""
     t0 = time.monotonic()
-    last = 0.0
+    last = t0
     while not stop.is_set() and not task.done():
         if duration is not None and time.monotonic() - t0 >= duration:
             break
-        if callable(report) and time.monotonic() - last >= 10:
+        if callable(report) and time.monotonic() - last >= REPORT_EVERY_S:
             report()
             last = time.monotonic()
         with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancel on 3.11

@@ -23,6 +23,7 @@ import sys
 import aiomqtt
 
 from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.reach import unreachable_line, unreachable_reason
 from adapters.bus.tls import tls_context
 from twin.commands.common import add_broker_options, duration
 from twin.errors import ConfigError
@@ -91,7 +92,8 @@ def _cmd(args: argparse.Namespace) -> int:
             cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
             key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None, timeout=args.timeout))
     except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:
-        sys.stderr.write(f"twin health: {service}: cannot read {topic} from the broker: {e}\n")
+        why = unreachable_line(parse_broker_url(settings.broker), unreachable_reason(e))
+        sys.stderr.write(f"twin health: {service}: {why}\n")
         return 1
     if payload is None:
         sys.stderr.write(f"twin health: {service}: nothing retained on {topic} yet (never connected)\n")

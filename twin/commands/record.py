@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import logging
 import sys
 
 from adapters.bus.mqtt import Bus
 from adapters.logs.record import RecordStats, record
 from adapters.logs.telemetry_log import TelemetryLogWriter
-from twin.commands.common import duration, make_bus, run_until_stopped, whole_seconds
+from twin.commands.common import REPORT_EVERY_S, duration, make_bus, output_file, run_until_stopped, whole_seconds
 from twin.errors import ConfigError
 from twin.settings import load_settings
 from twin.timespec import format_t, parse_size
 from twin.topics import EVERY_SITE_FILTER
 
 __all__ = ["register"]
+
+log = logging.getLogger("twin.record")
 
 
 def _size(text: str) -> int:
@@ -32,7 +34,7 @@ def _size(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("record", help="record broker traffic to a telemetry log", description=__doc__)
-    p.add_argument("--out", required=True, help="log file (.jsonl, or .jsonl.gz for gzip)")
+    p.add_argument("--out", required=True, type=output_file, help="log file (.jsonl, or .jsonl.gz for gzip)")
     p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (env TWIN_BROKER)")
     p.add_argument("--mqtt-username", help="env TWIN_MQTT_USERNAME (password from TWIN_MQTT_PASSWORD)")
     p.add_argument("--mqtt-ca-file", help="CA bundle for mqtts:// (env TWIN_MQTT_CA_FILE)")
@@ -51,8 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         "4-9 zlib: 6 writes files about 20 %% smaller at a seventeenth of the speed)")
     p.add_argument("--duration", type=duration(), help="stop after this long: 90, 90s, 10m, 1h30m, 14d")
     p.add_argument("--count", type=int, help="stop after this many messages")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
-    p.set_defaults(func=_cmd)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="default INFO: a line a minute of what it did (env TWIN_LOG_LEVEL)")
+    p.set_defaults(func=_cmd, default_log_level="INFO")
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -75,25 +78,20 @@ def _cmd(args: argparse.Namespace) -> int:
         # recorded, and paho decoding every message's MQTT 5 properties cut the recorder's rate by half
         persistent = bool(args.mqtt_client_id)
         bus: Bus = make_bus(settings, url, "record", "record", filters, persistent=persistent,
-                            protocol="auto" if persistent else "3.1.1")
+                            protocol="auto" if persistent else "3.1.1", wait_for_broker=True,
+                            stop=stop, give_up_after_s=args.duration)
         bus.health = False  # the recorder must not record its own health messages
-        # connecting waits through an unreachable broker (the bus retries); a signal still stops it
-        enter = asyncio.create_task(bus.__aenter__())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({enter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not enter.done():
-            enter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await enter
-            await bus.close()
-            sys.stderr.write(f"twin record: stopped before the broker {bus.address} answered\n")
-            return 1
-        enter.result()  # a refused login raises here
+        # a recorder is a service: it waits for an unreachable broker (and says so) until a signal or --duration
+        await bus.__aenter__()
         try:
             if args.log_level in ("DEBUG", "INFO"):
                 sys.stderr.write(f"twin record: recording {', '.join(filters)} from {bus.address}\n")
-            await record(bus, writer, stop, count=args.count, duration_s=args.duration, stats=stats)
+            def report(st: RecordStats) -> None:
+                files = ", ".join(str(p) for p in writer.paths) or "no file yet"
+                log.info("record: %s messages to %s, the last at %s", f"{st.messages:,}", files, format_t(st.last_t))
+
+            await record(bus, writer, stop, count=args.count, duration_s=args.duration, stats=stats, report=report,
+                         report_every_s=REPORT_EVERY_S)
             if bus.dropped:
                 sys.stderr.write(f"twin record: warning: {bus.dropped} messages dropped (incoming queue full)\n")
         finally:

@@ -23,6 +23,7 @@ from adapters.logs.replay import Replayer, ReplayOptions, ReplayStats, first_t
 from adapters.logs.replay_pace import StatePacer
 from adapters.logs.telemetry_log import LogError, LogReader, LogRecord
 from twin.commands.common import duration
+from twin.commands.progress import Progress, clock, human_bytes
 from twin.contract import SITE_PATTERN
 from twin.errors import ConfigError
 from twin.settings import load_settings
@@ -71,15 +72,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                    help="stay at most LAG (default 5 s) of event time ahead of the twin's latest PlantState "
                         "(stargate/SITE/twin/state), so that a replay at max never outruns the state service")
     p.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight at most (default 1000)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a terminal)")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (a bar on a terminal, else a line every 10 s)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="default WARNING (env TWIN_LOG_LEVEL)")
     p.set_defaults(func=_cmd)
 
 
 def _options(args: argparse.Namespace) -> ReplayOptions:
     for f in args.files:
-        if not Path(f).is_file():
+        p = Path(f)
+        if p.is_dir():
+            raise ConfigError(f"{f} is a folder: give the log files in it (e.g. {f.rstrip('/')}/*.jsonl.gz)")
+        if not p.is_file():
             raise ConfigError(f"{f}: no such file")
+        if p.name.endswith(".gz"):
+            with open(p, "rb") as fh:
+                if fh.read(2) not in (b"\x1f\x8b", b""):
+                    raise ConfigError(f"{f}: not a gzip file, though it is named .gz (rename it to .jsonl if it "
+                                      "is a plain log)")
     now = time.time()
     needs_first = any(v and v.strip().startswith("+") for v in (args.start, args.end, args.rebase))
     t_first = first_t(args.files) if needs_first else None
@@ -167,9 +178,8 @@ def _cmd(args: argparse.Namespace) -> int:
                            ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
                            key_file=settings.mqtt_key_file)
         pacer.start()
-    show = not args.no_progress and sys.stderr.isatty()
     try:
-        with _stop_on_signals(stop), _progress(show, args.speed) as progress:
+        with _stop_on_signals(stop), _progress(False if args.no_progress else None) as progress:
             st = replayer.run(pub, stop, progress, report_error, pacer.allows if pacer else None)
     finally:
         pub.close()
@@ -192,24 +202,24 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _progress(show: bool, speed: float | None) -> Iterator[Callable[[ReplayStats], None] | None]:
-    """A rich progress bar: position (log time), messages, rate, speed against real time, ETA."""
-    if not show:
+def _progress(show: bool | None) -> Iterator[Callable[[ReplayStats], None] | None]:
+    """Progress in bytes of the logs (the share and the time left), messages, plant time replayed and speed."""
+    if show is False:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    latest: list[ReplayStats] = []
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
-                   refresh_per_second=4)
-    task = bar.add_task("replay", total=None, info="")
-
-    def update(st: ReplayStats) -> None:
+    def extra() -> str:
+        if not latest:
+            return "starting"
+        st = latest[0]
         span = (st.t - st.first_t) if st.t is not None and st.first_t is not None else 0.0
         x = span / st.elapsed_s if st.elapsed_s > 0 else 0.0
-        bar.update(task, total=st.bytes_total or None, completed=st.bytes_done,
-                   description=f"t={format_t(st.t)}",
-                   info=f"{st.published:,} msgs  {st.rate:,.0f}/s  {x:,.1f}x")
+        return f"{st.published:,} messages ({st.rate:,.0f}/s), plant time +{clock(span)} at {x:,.1f}x"
 
-    with bar:
+    with Progress("replay", None, human_bytes, show=show, extra=extra) as bar:
+        def update(st: ReplayStats) -> None:
+            latest[:] = [st]
+            bar.update(st.bytes_done, float(st.bytes_total) or None)
+
         yield update

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Callable
+import time
 
 from twin.commands.common import (
     add_broker_options,
@@ -20,7 +20,6 @@ from twin.commands.common import (
     run_until_stopped,
     settings_from_args,
 )
-from twin.live_view import summary_line
 from twin.services import build
 from twin.services.base import Service
 from twin.settings import Settings
@@ -42,14 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     s.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     s.add_argument("--halls", type=_hall_list, metavar="H1,H2",
                    help="a hall worker: only these halls' racks and CDUs (pair with `twin run aggregate`)")
-    s.set_defaults(func=_state)
+    s.set_defaults(func=_state, default_log_level="INFO")
     a = services.add_parser("aggregate", help="combine hall workers (--halls) into the PlantState")
     add_plant_options(a)
     add_broker_options(a, required=True)
     add_data_dir_option(a)
     add_state_options(a)
     a.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
-    a.set_defaults(func=_aggregate)
+    a.set_defaults(func=_aggregate, default_log_level="INFO")
     k = services.add_parser("sink", help="the twin's outputs from MQTT to InfluxDB or line-protocol files")
     add_plant_options(k)
     add_broker_options(k, required=True)
@@ -58,13 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     k.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     k.add_argument("--mirror-telemetry", dest="sink_mirror_s", type=duration(), metavar="INTERVAL",
                    help="also write raw telemetry, one line per asset every INTERVAL, e.g. 10 or 1m (default off)")
-    k.set_defaults(func=_sink)
+    k.set_defaults(func=_sink, default_log_level="INFO")
     f = services.add_parser("forecast", help="forecasts from the twin's state: intraday and day-ahead, retained")
     add_plant_options(f)
     add_broker_options(f, required=True)
     f.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     f.add_argument("--warm-log", metavar="LOG", help="a log of twin/state (or raw telemetry) to learn from first")
-    f.set_defaults(func=_forecast)
+    f.set_defaults(func=_forecast, default_log_level="INFO")
 
 
 def _hall_list(text: str) -> list[str]:
@@ -75,11 +74,21 @@ def _hall_list(text: str) -> list[str]:
 
 
 async def _serve(stop: asyncio.Event, settings: Settings, url: str, site: str, service: Service,
-                 bus_name: str, duration: float | None, report: Callable[[], None] | None = None) -> int:
-    """One service on its own persistent bus session until stopped or ``duration`` is over."""
+                 bus_name: str, duration: float | None) -> int:
+    """One service on its own persistent bus session until stopped or ``duration`` is over (connecting
+    included: it keeps trying an unreachable broker, and says so, until then)."""
+    t0 = time.monotonic()
     async with make_bus(settings, url, bus_name, site, service.subscriptions, True,
-                        manual_ack=build.manual_ack(service)) as bus:
-        return await run_service(stop, asyncio.create_task(service.run(bus)), duration, report)
+                        manual_ack=build.manual_ack(service), wait_for_broker=True, stop=stop,
+                        give_up_after_s=duration) as bus:
+        left = None if duration is None else max(duration - (time.monotonic() - t0), 0.0)
+        line = getattr(service, "progress_line", None)  # the sink logs its own line a minute
+
+        def say() -> None:
+            if callable(line):
+                log.info("%s", line(time.time()))
+
+        return await run_service(stop, asyncio.create_task(service.run(bus)), left, say)
 
 
 def _state(args: argparse.Namespace) -> int:
@@ -89,12 +98,8 @@ def _state(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         service = build.state_service(settings, plant, args.halls)
 
-        def report() -> None:
-            if service.latest is not None:
-                log.info(summary_line(service.latest))
-
         name = "state" if not args.halls else f"state-{service.worker_id}"
-        return await _serve(stop, settings, url, plant.site.id, service, name, args.duration, report)
+        return await _serve(stop, settings, url, plant.site.id, service, name, args.duration)
 
     return run_until_stopped(main)
 

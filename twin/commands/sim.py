@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import threading
-
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adapters.bus.mqtt import parse_broker_url
 from adapters.bus.publisher import FastPublisher, PublisherError
@@ -34,11 +33,13 @@ from twin.commands.common import (
     duration,
     make_bus,
     need_broker,
+    output_file,
     positive_float,
     run_service,
     run_until_stopped,
     settings_from_args,
 )
+from twin.commands.progress import Progress, clock
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.services.sim import SimService
@@ -46,6 +47,8 @@ from twin.services.sim_log import default_jobs, write_log
 from twin.settings import Settings
 
 __all__ = ["register"]
+
+log = logging.getLogger("twin.sim")
 
 
 def start_arg(text: str) -> float:
@@ -62,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_broker_options(p, required=True)
     p.add_argument("--scenario", help=f"a name ({', '.join(list_scenarios())}) or a .toml path "
                                       "(default: phase1 on --plant)")
-    p.add_argument("--out", help="write a telemetry log here instead of publishing (.gz: gzip)")
+    p.add_argument("--out", type=output_file, help="write a telemetry log here instead of publishing (.gz: gzip)")
     p.add_argument("--speed", type=positive_float, default=1.0, help="live: simulated seconds per wall second")
     p.add_argument("--step", type=duration(), help="simulated time per step, e.g. 1s, 10s "
                                                      "(default: 1s live, the scenario's with --out)")
@@ -75,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--jobs", type=int, help="--out: worker processes that encode and compress "
                                             f"(default: one per core, here {default_jobs()})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar with --out")
-    p.set_defaults(func=_cmd)
+    p.set_defaults(func=_cmd, default_log_level="INFO")
 
 
 def _scenario_and_plant(args: argparse.Namespace) -> tuple[Scenario, Plant]:
@@ -107,9 +110,15 @@ def _cmd(args: argparse.Namespace) -> int:
         return _run_fast(sim, settings, url, args)
 
     async def main(stop: asyncio.Event) -> int:
-        async with make_bus(settings, url, "sim", plant.site.id) as bus:
+        # a live simulator is a service (docker-compose runs it next to the broker): it waits for the broker
+        async with make_bus(settings, url, "sim", plant.site.id, wait_for_broker=True, stop=stop) as bus:
             task = asyncio.create_task(sim.run(bus, duration_s=args.duration))
-            rc = await run_service(stop, task, None)
+
+            def report() -> None:
+                log.info("sim: %s messages out in %s steps, %.1f s behind real time", f"{sim.published:,}",
+                         f"{sim.steps:,}", sim.behind_s)
+
+            rc = await run_service(stop, task, None, report)
             await bus.drain(timeout=10)
             return rc
 
@@ -143,17 +152,13 @@ def _to_log(args: argparse.Namespace, scenario: Scenario, plant: Plant, seed: in
     start = scenario.start if args.start is None else args.start
     step = args.step or scenario.step
     duration = args.duration or scenario.duration
-    show = not args.no_progress and sys.stderr.isatty()
     stop = _stop_on_signals()
     done = [0.0]
-    with Progress(TextColumn(f"[bold]{scenario.name}[/] → {args.out}"), BarColumn(),
-                  TextColumn("{task.fields[sim]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  disable=not show, transient=False) as bar:
-        task = bar.add_task("sim", total=duration, sim="")
-
+    with Progress(f"sim {scenario.name} → {args.out}: plant time", duration, clock,
+                  show=False if args.no_progress else None) as bar:
         def progress(done_s: float) -> None:
             done[0] = done_s
-            bar.update(task, completed=done_s, sim=f"{done_s / 86400:.2f} of {duration / 86400:.2f} days")
+            bar.update(done_s)
 
         try:
             n = write_log(plant, args.out, start_ts=start, duration_s=duration, step_s=step, seed=seed,

@@ -21,6 +21,7 @@ from twin.contract import HallState, PlantState, WorkerState
 from twin.live.aggregate import PLANT_LEVEL_DOMAINS, combine
 from twin.plant import Plant
 from twin.services.state import StateService
+from twin.timespec import format_t
 from twin.topics import Topics
 
 __all__ = ["AggregatorService"]
@@ -49,6 +50,13 @@ class AggregatorService:
         self._bus: Bus | None = None
         self._hall_ids = set(plant.hall_ids)
         self._prefix = self.topics.twin_prefix
+
+    def progress_line(self, now: float) -> str:
+        line = (f"aggregate: {self.inner.model.counters.msgs_in:,} plant-level messages in, {self.emitted:,} plant "
+                f"states out, {self.skipped:,} ticks given up")
+        if self.latest is not None:
+            line += f"; plant time {format_t(self.latest.ts)} ({now - self.latest.ts:,.1f} s behind the clock)"
+        return line
 
     @property
     def acks_when_durable(self) -> bool:

@@ -32,8 +32,15 @@ class ForecastService:
         self.forecaster = forecaster or Forecaster()
         self.halls: dict[str, HallState] = {}
         self.published = 0
+        self.states_in = 0
         self.rejected = 0
         self.latest: dict[str, Forecast] = {}
+
+    def progress_line(self, now: float) -> str:
+        issued = max((f.issued_ts for f in self.latest.values()), default=None)
+        last = f"; latest issued {now - issued:,.0f} s ago" if issued is not None else "; none issued yet"
+        return (f"forecast: {self.states_in:,} states in ({self.rejected:,} refused), {self.published:,} "
+                f"forecasts out{last}")
 
     @property
     def acks_when_durable(self) -> bool:
@@ -59,6 +66,7 @@ class ForecastService:
         try:
             if topic == self.topics.state:
                 state = PlantState.model_validate_json(payload)
+                self.states_in += 1
                 if state.heartbeat:  # no telemetry behind it: the models learn from measured ticks only
                     return []
                 return self.forecaster.on_state(state, list(self.halls.values()))

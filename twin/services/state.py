@@ -33,6 +33,7 @@ from twin.live.snapshot import load_snapshot, save_snapshot
 from twin.live.state import StateModel
 from twin.live.ticks import OrderedTickClock
 from twin.plant import Plant
+from twin.timespec import format_t
 from twin.topics import Topics
 
 __all__ = ["StateService"]
@@ -73,6 +74,7 @@ class StateService:
         self.restored: str | None = None  # why no snapshot was restored (None: restored)
         self.last_event_ts: float | None = None
         self.latest: PlantState | None = None
+        self.states_out = 0
         self.latest_halls: list[HallState] = []
         self.listeners: list[StateListener] = []
         self._bus: Bus | None = None
@@ -100,6 +102,18 @@ class StateService:
         self.journal: Journal | None = None
         if snapshot_path is not None:
             self._restore(snapshot_path, journal_fsync, journal_max_bytes)
+
+    def progress_line(self, now: float) -> str:
+        """What it did since it started, for the log once a minute: messages in, states out, lag."""
+        c = self.model.counters
+        line = (f"state: {c.msgs_in:,} messages in ({c.msgs_rejected:,} refused, {c.msgs_duplicate:,} duplicates, "
+                f"{max(c.seq_gaps, 0):,} missed), {self.states_out:,} states out")
+        s = self.latest
+        if s is not None:
+            line += (f"; plant time {format_t(s.ts)} ({now - s.ts:,.1f} s behind the clock): facility "
+                     f"{s.facility_mw:.1f} MW, headroom {s.headroom_mw:.1f} MW, GPUs {s.gpus_reporting:,}/"
+                     f"{s.gpus_total:,}, alarms {s.alarms_active}")
+        return line
 
     @property
     def acks_when_durable(self) -> bool:
@@ -177,6 +191,7 @@ class StateService:
             "alarms_active": self.alarms.active_count() + int(self.overload.active.sum()) + int(self.gaps.active.sum()),
             "msgs_dropped": dropped, "deadletters_suppressed": self.deadletters_suppressed, "heartbeat": heartbeat})
         self.latest, self.latest_halls = state, halls
+        self.states_out += 1
         self._last_emit_wall = time.monotonic()
         bus = self._bus
         if bus is not None:
