@@ -11,9 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from twin.bench.servers import MosquittoServer, NatsServer, VictoriaMetricsServer, free_port, wait_port
+from twin.bench.servers import MosquittoServer, NatsCluster, NatsServer, VictoriaMetricsServer, free_port, wait_port
 
-__all__ = ["MosquittoServer", "NatsServer", "VictoriaMetricsServer", "env_with_venv", "free_port", "wait_port"]
+__all__ = ["MosquittoServer", "NatsCluster", "NatsServer", "VictoriaMetricsServer", "env_with_venv", "free_port",
+           "wait_port"]
 
 
 def env_with_venv() -> dict[str, str]:

@@ -8,7 +8,7 @@ e.g. Docker or Kubernetes secrets), never from the command line (visible in ``ps
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         default=3600, ge=0, description="how long the broker keeps a consuming service's session (and queues its "
         "QoS 1 messages) while it is away; 0: clean sessions")
     mqtt_queue_size: int = Field(default=100_000, ge=100, description="bounded incoming message queue")
+    mqtt_shared_subscriptions: Literal["auto", "on", "off"] = Field(
+        default="auto", description="hall workers: $share subscriptions where the broker has them (auto: MQTT 5 "
+        "brokers that do not say otherwise), else the partition held by the worker's fixed session")
     data_dir: Path = Path("data")
     influx_url: str | None = None
     influx_token: SecretStr | None = None

@@ -36,8 +36,18 @@ from adapters.bus.tls import tls_context
 from twin.errors import ConfigError
 from twin.topics import Topics
 
-__all__ = ["BrokerAddress", "BrokerUnreachable", "Bus", "Message", "Protocol", "StoppedConnecting", "is_redelivery",
-           "parse_broker_url"]
+__all__ = [
+    "BrokerAddress",
+    "BrokerUnreachable",
+    "Bus",
+    "Message",
+    "Protocol",
+    "StoppedConnecting",
+    "describe_brokers",
+    "is_redelivery",
+    "parse_broker_url",
+    "parse_broker_urls",
+]
 
 log = logging.getLogger("twin.bus")
 
@@ -82,6 +92,18 @@ def parse_broker_url(url: str) -> BrokerAddress:
     )
 
 
+def parse_broker_urls(text: str) -> list[BrokerAddress]:
+    """A broker or a cluster's nodes: ``mqtt://a:1883,mqtt://b:1883,mqtt://c:1883`` (tried in turn)."""
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
+    return [parse_broker_url(u) for u in urls]
+
+
+def describe_brokers(addresses: list[BrokerAddress]) -> str:
+    return ",".join(str(a) for a in addresses)
+
+
 class _Client(aiomqtt.Client):
     """aiomqtt's client, reading every packet the socket holds per wake-up.
 
@@ -92,11 +114,14 @@ class _Client(aiomqtt.Client):
     """
 
     session_present = False
+    shared_available: bool | None = None  # MQTT 5 CONNACK: the broker takes $share subscriptions (None: unsaid)
     generation = 0  # the Bus' connection counter for this client: tags every message it receives
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                     properties: Any = None) -> None:
         self.session_present = bool(getattr(flags, "session_present", False))
+        said = getattr(properties, "SharedSubscriptionAvailable", None) if properties is not None else None
+        self.shared_available = None if said is None else bool(said)
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -199,11 +224,19 @@ class Bus:
         wait_for_broker: bool = True,
         stop: asyncio.Event | None = None,
         give_up_after_s: float | None = None,
+        share_group: str | None = None,
+        shared_subscriptions: Literal["auto", "on", "off"] = "auto",
     ) -> None:
-        self.address = parse_broker_url(url)
+        # a cluster's nodes, tried in turn: on a lost or refused connection the next node is tried at once,
+        # and the backoff grows only once every node has failed in a row
+        self.addresses = parse_broker_urls(url)
+        self._node = 0
         # the first connection: a service keeps trying (``wait_for_broker``) and says so; a one-shot command
         # stops at the first unreachable broker with one line. ``stop`` (a signal) and ``give_up_after_s``
         # (the command's --duration) end the wait either way.
+        self.share_group = share_group
+        self.shared_subscriptions = shared_subscriptions
+        self.sharing = False  # whether the current connection subscribed with $share
         self.wait_for_broker = wait_for_broker
         self.stop = stop
         self.give_up_after_s = give_up_after_s
@@ -245,6 +278,20 @@ class Bus:
 
     # ---------------------------------------------------------------- lifecycle
 
+    @property
+    def address(self) -> BrokerAddress:
+        """The node this bus is connected or connecting to."""
+        return self.addresses[self._node]
+
+    @property
+    def brokers(self) -> str:
+        return describe_brokers(self.addresses)
+
+    def _next_node(self) -> bool:
+        """Move to the next node of the list; True when that starts another round of all of them."""
+        self._node = (self._node + 1) % len(self.addresses)
+        return self._node == 0
+
     async def __aenter__(self) -> Bus:
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._supervise(), name=f"bus-{self.service}")
@@ -273,8 +320,8 @@ class Bus:
             self._first.result()
             return
         if stopping is not None and stopping in done:
-            raise StoppedConnecting(f"{self.service}: stopped before the broker at {self.address} answered")
-        raise BrokerUnreachable(unreachable_line(self.address, self.last_error or "no answer",
+            raise StoppedConnecting(f"{self.service}: stopped before the broker at {self.brokers} answered")
+        raise BrokerUnreachable(unreachable_line(self.brokers, self.last_error or "no answer",
                                                  within_s=self.give_up_after_s))
 
     async def __aexit__(self, *exc: object) -> None:
@@ -367,12 +414,12 @@ class Bus:
                         # the broker kept the session: it sends the backlog before any SUBACK, so subscribe
                         # again without waiting (back-pressure may pause reading before the SUBACKs arrive)
                         self.queue.armed = True  # type: ignore[attr-defined]
-                        for topic in self.subscriptions:
+                        for topic in self.filters(client, v5):
                             _rc, mid = client._client.subscribe(topic, qos=1)
                             if mid is not None:  # a future for aiomqtt's SUBACK callback, awaited by no one
                                 client._pending_subscribes[mid] = asyncio.get_running_loop().create_future()
                     else:
-                        for topic in self.subscriptions:
+                        for topic in self.filters(client, v5):
                             await client.subscribe(topic, qos=1)
                     if self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
@@ -408,12 +455,16 @@ class Bus:
                     return
                 if self.connects == 0:
                     self.last_error = unreachable_reason(e)
-                    if not self.wait_for_broker and self._first is not None and not self._first.done():
-                        self._first.set_exception(BrokerUnreachable(unreachable_line(self.address, self.last_error)))
+                    if len(self.addresses) > 1:
+                        self.last_error = f"{self.address}: {self.last_error}"
+                    if (not self.wait_for_broker and self._first is not None and not self._first.done()
+                            and self._node == len(self.addresses) - 1):  # every node tried once
+                        self._first.set_exception(BrokerUnreachable(unreachable_line(self.brokers, self.last_error)))
                         return
                     self._log_not_yet(backoff)
                 else:
-                    log.warning("%s: lost %s (%s); reconnecting in %.1fs", self.service, self.address, e, backoff)
+                    log.warning("%s: lost %s (%s); reconnecting%s", self.service, self.address, e,
+                                " to the next node" if len(self.addresses) > 1 else f" in {backoff:.1f}s")
             except ssl.SSLError as e:
                 self._connected.clear()
                 if self._tls_refused_first(e):
@@ -424,8 +475,23 @@ class Bus:
                 self._client = None
             if self._closing:
                 break
+            if len(self.addresses) > 1 and not self._next_node():
+                await asyncio.sleep(0.05)  # another node of the cluster, at once
+                continue
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 15.0)
+
+    def filters(self, client: aiomqtt.Client | None = None, v5: bool = True) -> list[str]:
+        """What to subscribe to on this connection. With ``share_group`` (a hall worker's partition): each
+        filter as ``$share/GROUP/filter`` where the broker has shared subscriptions (MQTT 5, and its CONNACK
+        does not say it lacks them: Mosquitto, EMQX, HiveMQ), else the plain filters, the partition held by the
+        worker's fixed session (NATS' MQTT 3.1.1 gateway, RabbitMQ): a replacement worker started with the same
+        halls has the same client id and takes the session over."""
+        shared = (self.share_group is not None and self.shared_subscriptions != "off"
+                  and (self.shared_subscriptions == "on"
+                       or (v5 and getattr(client, "shared_available", None) is not False)))
+        self.sharing = shared
+        return [f"$share/{self.share_group}/{f}" for f in self.subscriptions] if shared else list(self.subscriptions)
 
     def _log_not_yet(self, backoff: float) -> None:
         """Say plainly that the first connection has not happened: at once, then at most every 30 s."""
@@ -437,7 +503,7 @@ class Bus:
         self._not_yet_logged = now
         waited = f" after {now - self._not_yet_since:.0f} s" if now > self._not_yet_since else ""
         log.warning("%s: not connected yet%s: %s; retrying every %.0f s or less", self.service, waited,
-                    unreachable_line(self.address, self.last_error or "no answer"), 15.0)
+                    unreachable_line(self.brokers, self.last_error or "no answer"), 15.0)
 
     # ---------------------------------------------------------------- use
 

@@ -93,11 +93,15 @@ def _connack_receive_max(props: bytes) -> int | None:
 class FastPublisher:
     """Blocking publisher. ``connect()``, ``publish()`` many times, ``flush()``, ``close()``."""
 
-    def __init__(self, address: BrokerAddress, *, username: str | None = None, password: str | None = None,
+    def __init__(self, address: BrokerAddress | list[BrokerAddress], *, username: str | None = None,
+                 password: str | None = None,
                  client_id: str | None = None, protocol: Protocol = "auto", window: int = 1000,
                  keepalive: int = 30, ca_file: Path | None = None, cert_file: Path | None = None,
                  key_file: Path | None = None, timeout: float = 10.0) -> None:
-        self.address = address
+        # a cluster's nodes: a failed or lost connection goes on with the next one
+        self.addresses = list(address) if isinstance(address, list) else [address]
+        self.address = self.addresses[0]
+        address = self.address
         self.username = username if username is not None else address.username
         pw = password if password is not None else (address.password.get_secret_value() if address.password else None)
         self.password = pw
@@ -162,6 +166,17 @@ class FastPublisher:
         return b"\x10" + _varint(len(body)) + body
 
     def _handshake(self) -> None:
+        """Connect to the current node; with a list, each node in turn until one answers."""
+        for i, node in enumerate(self.addresses):
+            self.address = node
+            try:
+                self._handshake_one()
+                return
+            except PublisherError:
+                if i == len(self.addresses) - 1:
+                    raise
+
+    def _handshake_one(self) -> None:
         sock = self._open_socket()
         try:
             sock.sendall(self._connect_packet())

@@ -1,5 +1,6 @@
-"""Scale-out on the broker's own mechanism: two hall workers (shared subscriptions) and the aggregator give the
-same PlantStates as one state service over the same replayed log."""
+"""Scale-out on the broker's own mechanism: two hall workers and the aggregator give the same PlantStates as one
+state service over the same replayed log: on Mosquitto (MQTT 5 shared subscriptions) and on a 3-node NATS
+cluster (MQTT 3.1.1, no $share: each partition held by its worker's fixed session), through its broker list."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, collect
-from tests.servers import MosquittoServer, env_with_venv
+from tests.servers import MosquittoServer, NatsCluster, env_with_venv
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +34,26 @@ def _start(args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*TWIN, *args], env=env_with_venv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _states_of_a_run(broker: MosquittoServer, site: str, services: list[list[str]], health: list[str],
+@dataclass
+class _Broker:
+    url: str  # what the services and the replay are given (a cluster: every node)
+    port: int  # where the test listens (a cluster: its first node)
+
+
+@pytest.fixture(params=["mosquitto", "nats-cluster"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Broker]:
+    if request.param == "mosquitto":
+        m: MosquittoServer = request.getfixturevalue("mosquitto")
+        yield _Broker(m.url, m.port)
+        return
+    cluster = NatsCluster(tmp_path / "nats").start()
+    try:
+        yield _Broker(cluster.url, cluster.nodes[0].port)
+    finally:
+        cluster.kill()
+
+
+def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], health: list[str],
                      log: Path) -> list[dict]:  # type: ignore[type-arg]
     procs = [_start(a) for a in services]
     try:
@@ -65,8 +87,7 @@ def _states_of_a_run(broker: MosquittoServer, site: str, services: list[list[str
     return states
 
 
-def test_two_hall_workers_and_the_aggregator_equal_one_worker(mosquitto: MosquittoServer, site: str,
-                                                              tmp_path: Path) -> None:
+def test_two_hall_workers_and_the_aggregator_equal_one_worker(broker: _Broker, site: str, tmp_path: Path) -> None:
     log = tmp_path / "plant.jsonl"
     r = subprocess.run([*TWIN, "sim", "--plant", str(_plant(tmp_path, "tiny")), "--out", str(log), "--duration",
                         f"{STEPS}s", "--step", "1s", "--start", str(T0), "--no-progress"],
@@ -75,9 +96,9 @@ def test_two_hall_workers_and_the_aggregator_equal_one_worker(mosquitto: Mosquit
 
     one, two = f"{site}-one", f"{site}-two"
     p1, p2 = _plant(tmp_path, one), _plant(tmp_path, two)
-    common = ["--broker", mosquitto.url, "--no-snapshot"]
-    single = _states_of_a_run(mosquitto, one, [["run", "state", "--plant", str(p1), *common]], ["state"], log)
-    scaled = _states_of_a_run(mosquitto, two, [
+    common = ["--broker", broker.url, "--no-snapshot"]
+    single = _states_of_a_run(broker, one, [["run", "state", "--plant", str(p1), *common]], ["state"], log)
+    scaled = _states_of_a_run(broker, two, [
         ["run", "state", "--plant", str(p2), "--halls", "h1", *common],
         ["run", "state", "--plant", str(p2), "--halls", "h2", *common],
         ["run", "aggregate", "--plant", str(p2), *common],

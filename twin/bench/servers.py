@@ -24,8 +24,8 @@ from typing import Literal
 
 from twin.lineproto import ts_ns
 
-__all__ = ["MOSQUITTO", "NATS", "VICTORIA", "MosquittoServer", "NatsServer", "VictoriaMetricsServer", "free_port",
-           "mosquitto_server", "stop_process", "victoria_metrics", "victoria_timestamps", "wait_port"]
+__all__ = ["MOSQUITTO", "NATS", "VICTORIA", "MosquittoServer", "NatsCluster", "NatsServer", "VictoriaMetricsServer",
+           "free_port", "mosquitto_server", "stop_process", "victoria_metrics", "victoria_timestamps", "wait_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -165,26 +165,105 @@ class NatsServer(_ServerProcess):
     """A single NATS server with JetStream and its MQTT gateway (MQTT 3.1.1, sessions in JetStream), stock
     limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener)."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, *, port: int | None = None, route_port: int | None = None,
+                 routes: list[int] | None = None, replicas: int = 1) -> None:
         _need(NATS, "nats-server")
         super().__init__(workdir, port, "nats.log")
         self.client_port = free_port()
+        self.route_port = route_port  # a cluster node: its route listener and the other nodes' routes
+        self.routes = routes or []
+        self.replicas = replicas
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def config_text(self) -> str:
+        cluster = ""
+        if self.route_port is not None:
+            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
+            cluster = f"cluster {{ name: twin, listen: 127.0.0.1:{self.route_port}, routes: [{routes}] }}\n"
+        replicas = f", stream_replicas: {self.replicas}" if self.replicas > 1 else ""
         return (f'server_name: "twin-{self.port}"\n'
                 f"listen: 127.0.0.1:{self.client_port}\n"
                 f'jetstream {{ store_dir: "{self.workdir / "js"}" }}\n'
-                f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n")
+                f"{cluster}"
+                f"mqtt {{ listen: 127.0.0.1:{self.port}{replicas} }}\n")
 
     def start(self) -> NatsServer:
         conf = self.workdir / "nats.conf"
         conf.write_text(self.config_text())
         self._launch([NATS, "-c", str(conf)], "nats-server", timeout=30)
         return self
+
+
+class NatsCluster:
+    """Three (``n``) NATS servers clustered on loopback, JetStream on each, their MQTT gateways replicating
+    sessions and retained messages ``n`` times: ``start()``, ``nodes``, ``url`` (every node, comma-separated,
+    as ``TWIN_BROKER`` takes it), ``node_of(port)``."""
+
+    def __init__(self, workdir: Path, n: int = 3) -> None:
+        routes = [free_port() for _ in range(n)]
+        self.nodes = [NatsServer(Path(workdir) / f"n{i + 1}", route_port=routes[i],
+                                 routes=[p for j, p in enumerate(routes) if j != i], replicas=n)
+                      for i in range(n)]
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.url for s in self.nodes)
+
+    def start(self, timeout: float = 60.0) -> NatsCluster:
+        for s in self.nodes:  # each waits for its routes: start them all, then wait for the MQTT listeners
+            conf = s.workdir / "nats.conf"
+            conf.write_text(s.config_text())
+            log = open(s.log_path, "ab")  # noqa: SIM115 - the process owns it
+            s.proc = subprocess.Popen([NATS, "-c", str(conf)], stdout=log, stderr=log)
+        for s in self.nodes:
+            wait_port(s.port, timeout)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until an MQTT session can be made on every running node (JetStream needs its meta leader first)."""
+        import paho.mqtt.client as mqtt
+
+        deadline = time.monotonic() + timeout
+        for s in self.nodes:
+            if s.proc is None:
+                continue
+            while True:
+                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ready-{s.port}", clean_session=False,
+                                protocol=mqtt.MQTTv311)
+                try:
+                    c.connect("127.0.0.1", s.port, keepalive=10)
+                    c.loop_start()
+                    info = c.subscribe("twin/ready", qos=1)
+                    ok = info[0] == 0 and _wait(lambda c=c: c.is_connected(), 5.0)
+                    c.disconnect()
+                    c.loop_stop()
+                    if ok:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"NATS cluster node {s.port} not ready: {s.log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+
+    def node_of(self, port: int) -> NatsServer:
+        return next(s for s in self.nodes if s.port == port)
+
+    def kill(self) -> None:
+        for s in self.nodes:
+            s.kill()
+
+
+def _wait(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 class VictoriaMetricsServer(_ServerProcess):

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from adapters.bus.mqtt import Bus, Protocol, StoppedConnecting, parse_broker_url
+from adapters.bus.mqtt import Bus, Protocol, StoppedConnecting, parse_broker_urls
 from twin.errors import ConfigError
 from twin.plant import Plant, load_plant
 from twin.settings import Settings, load_settings
@@ -171,7 +171,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:
 def make_bus(settings: Settings, url: str, service: str, site: str, subscriptions: Iterable[str] = (),
              persistent: bool = False, protocol: Protocol = "auto", manual_ack: bool = False, *,
              wait_for_broker: bool = False, stop: asyncio.Event | None = None,
-             give_up_after_s: float | None = None) -> Bus:
+             give_up_after_s: float | None = None, share_group: str | None = None) -> Bus:
     """The bus of one service or command. ``wait_for_broker``: a service next to the plant keeps trying an
     unreachable broker (and says so) until ``stop`` or ``give_up_after_s``; a command stops with one line."""
     return Bus(
@@ -190,6 +190,8 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
         protocol=protocol,
         manual_ack=manual_ack,
         wait_for_broker=wait_for_broker,
+        share_group=share_group,
+        shared_subscriptions=settings.mqtt_shared_subscriptions,
         stop=stop,
         give_up_after_s=give_up_after_s,
     )
@@ -237,7 +239,7 @@ def need_broker(url: str | None) -> str:
     """The broker URL, or a one-line error saying how to give one."""
     if not url:
         raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
-    parse_broker_url(url)  # a malformed URL: one line now, before any service is built
+    parse_broker_urls(url)  # a malformed URL (or one of a list): one line now, before any service is built
     return url
 
 

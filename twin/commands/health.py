@@ -22,7 +22,7 @@ import sys
 
 import aiomqtt
 
-from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.mqtt import BrokerAddress, describe_brokers, parse_broker_urls
 from adapters.bus.reach import unreachable_line, unreachable_reason
 from adapters.bus.tls import tls_context
 from twin.commands.common import add_broker_options, duration
@@ -54,8 +54,23 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 async def read_retained(settings_broker: str, topic: str, *, username: str | None, password: str | None,
                         ca_file: str | None, cert_file: str | None, key_file: str | None,
                         timeout: float) -> bytes | None:
-    """The retained payload on ``topic`` (None when nothing is retained there)."""
-    addr = parse_broker_url(settings_broker)
+    """The retained payload on ``topic`` (None when nothing is retained there); with a list of nodes, from the
+    first that answers."""
+    nodes = parse_broker_urls(settings_broker)
+    for i, addr in enumerate(nodes):
+        try:
+            return await _read_retained(addr, topic, username=username, password=password, ca_file=ca_file,
+                                        cert_file=cert_file, key_file=key_file, timeout=timeout)
+        except (aiomqtt.MqttError, OSError):
+            if i == len(nodes) - 1:
+                raise
+    return None
+
+
+async def _read_retained(addr: BrokerAddress, topic: str, *, username: str | None, password: str | None,
+                         ca_file: str | None, cert_file: str | None, key_file: str | None,
+                         timeout: float) -> bytes | None:
+    settings_broker = str(addr)
     tls = tls_context(addr.tls, ca_file, cert_file, key_file, settings_broker)
     user = username if username is not None else addr.username
     pw = password if password is not None else (addr.password.get_secret_value() if addr.password else None)
@@ -92,7 +107,7 @@ def _cmd(args: argparse.Namespace) -> int:
             cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
             key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None, timeout=args.timeout))
     except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:
-        why = unreachable_line(parse_broker_url(settings.broker), unreachable_reason(e))
+        why = unreachable_line(describe_brokers(parse_broker_urls(settings.broker)), unreachable_reason(e))
         sys.stderr.write(f"twin health: {service}: {why}\n")
         return 1
     if payload is None:

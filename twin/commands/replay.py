@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.mqtt import parse_broker_urls
 from adapters.bus.publisher import FastPublisher, PublisherError
 from adapters.logs.replay import Replayer, ReplayOptions, ReplayStats, first_t
 from adapters.logs.replay_pace import StatePacer
@@ -151,7 +151,7 @@ def _cmd(args: argparse.Namespace) -> int:
         raise ConfigError("no broker: pass --broker mqtt://host:port or set TWIN_BROKER")
     options = _options(args)
     replayer = Replayer(args.files, options)
-    pub = FastPublisher(parse_broker_url(settings.broker), username=settings.mqtt_username,
+    pub = FastPublisher(parse_broker_urls(settings.broker), username=settings.mqtt_username,
                         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
                         window=args.window, ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
                         key_file=settings.mqtt_key_file)
@@ -172,7 +172,7 @@ def _cmd(args: argparse.Namespace) -> int:
         if site is None:
             pub.close()
             raise ConfigError("--pace-by-state needs the site: pass --site S (the log has no stargate/{site}/ topic)")
-        pacer = StatePacer(parse_broker_url(settings.broker), site, args.pace_by_state,
+        pacer = StatePacer(parse_broker_urls(settings.broker)[0], site, args.pace_by_state,
                            username=settings.mqtt_username,
                            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
                            ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,

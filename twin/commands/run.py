@@ -80,7 +80,7 @@ async def _serve(stop: asyncio.Event, settings: Settings, url: str, site: str, s
     t0 = time.monotonic()
     async with make_bus(settings, url, bus_name, site, service.subscriptions, True,
                         manual_ack=build.manual_ack(service), wait_for_broker=True, stop=stop,
-                        give_up_after_s=duration) as bus:
+                        give_up_after_s=duration, share_group=getattr(service, "share_group", None)) as bus:
         left = None if duration is None else max(duration - (time.monotonic() - t0), 0.0)
         line = getattr(service, "progress_line", None)  # the sink logs its own line a minute
 

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 
-from adapters.bus.mqtt import parse_broker_url
+from adapters.bus.mqtt import parse_broker_urls
 from adapters.bus.publisher import FastPublisher, PublisherError
 from sims.scenario import Scenario, list_scenarios, load_scenario
 from sims.timebase import parse_start
@@ -135,7 +135,7 @@ def _stop_on_signals() -> threading.Event:
 
 def _run_fast(sim: SimService, settings: Settings, url: str, args: argparse.Namespace) -> int:
     """Faster than real time: the lean blocking publisher (the asyncio Bus carries ~1.7x the full plant)."""
-    pub = FastPublisher(parse_broker_url(url), username=settings.mqtt_username,
+    pub = FastPublisher(parse_broker_urls(url), username=settings.mqtt_username,
                         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
                         ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
                         key_file=settings.mqtt_key_file)

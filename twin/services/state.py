@@ -124,10 +124,15 @@ class StateService:
     def subscriptions(self) -> list[str]:
         if self.halls is None:
             return self.topics.telemetry_filters
-        # a shared subscription per partition: the broker keeps one queue for the partition's group, so a
-        # replacement worker with the same --halls takes over what its predecessor left
-        t, share = self.topics, f"$share/twin-{self.worker_id}/"
-        return [share + f for f in [f"{t.root}/gpu/{h}/#" for h in self.halls] + [t.coolant(c) for c in self._cdus]]
+        t = self.topics
+        return [f"{t.root}/gpu/{h}/#" for h in self.halls] + [t.coolant(c) for c in self._cdus]
+
+    @property
+    def share_group(self) -> str | None:
+        """A hall worker's partition: its bus subscribes with ``$share/twin-halls-.../`` where the broker has
+        shared subscriptions (the broker keeps one queue for the partition's group), else it holds the
+        partition with its fixed session (:meth:`adapters.bus.mqtt.Bus.filters`)."""
+        return None if self.halls is None else f"twin-{self.worker_id}"
 
     @property
     def worker_id(self) -> str:
