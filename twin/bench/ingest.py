@@ -66,7 +66,7 @@ def register(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- the parent
 
 
-def _messages(ticks: int, start_ts: float, now_ts: bool = False) -> list[list[tuple[str, bytes]]]:
+def messages(ticks: int, start_ts: float, now_ts: bool = False) -> list[list[tuple[str, bytes]]]:
     """Rack messages per tick, from the simulator (one round per tick)."""
     from sims.messages import FrameEncoder
     from sims.plant_sim import PlantSim
@@ -75,6 +75,17 @@ def _messages(ticks: int, start_ts: float, now_ts: bool = False) -> list[list[tu
     plant = load_plant("phase1")
     sim, enc = PlantSim(plant, seed=1, start_ts=start_ts), FrameEncoder(plant)
     return [list(enc.racks(sim.step(start_ts + k))) for k in range(ticks)]
+
+
+def publisher_files(ticks: list[list[tuple[str, bytes]]], publishers: int, tmp: Path) -> list[Path]:
+    """The backlog split between publisher processes; each owns whole racks, so per-topic order holds."""
+    files = []
+    for k in range(publishers):
+        part = [(t, pl) for tick in ticks for i, (t, pl) in enumerate(tick) if i % publishers == k]
+        f = tmp / f"pub{k}.pickle"
+        f.write_bytes(pickle.dumps(part))
+        files.append(f)
+    return files
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
@@ -96,12 +107,13 @@ def _result(p: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _drain(port: int, consumers: list[subprocess.Popen[str]], files: list[Path], expect: int) -> dict[str, Any]:
+def drain(port: int, consumers: list[subprocess.Popen[str]], files: list[Path], expect: int,
+          pub_port: int | None = None) -> dict[str, Any]:
     """The consumers subscribe with a persistent session and leave; the publishers fill the broker's queue for
     them; then they drain it as fast as their path takes it. Rate over all consumers, first to last message."""
     for c in consumers:
         _ready(c)
-    for p in [_spawn("publish", str(port), str(f)) for f in files]:
+    for p in [_spawn("publish", str(pub_port or port), str(f)) for f in files]:
         _result(p, 600)
     for c in consumers:
         assert c.stdin is not None
@@ -118,14 +130,17 @@ def _drain(port: int, consumers: list[subprocess.Popen[str]], files: list[Path],
     return out
 
 
-def _measure(port: int, mode: str, files: list[Path], expect: int, workers: int) -> dict[str, Any]:
+def measure(port: int, mode: str, files: list[Path], expect: int, workers: int,
+            pub_port: int | None = None) -> dict[str, Any]:
+    """``workers`` state workers (hall partitions) draining the backlog; publishers on ``pub_port`` (another
+    node of a cluster) or ``port``."""
     from twin.plant import load_plant
 
     halls = load_plant("phase1").hall_ids
     shares = [halls[w::workers] for w in range(workers)] if workers > 1 else [halls]
     expects = [expect * len(s) // len(halls) for s in shares]
-    return _drain(port, [_spawn("consume", mode, str(port), str(n), ",".join(s))
-                         for s, n in zip(shares, expects, strict=True)], files, expect)
+    return drain(port, [_spawn("consume", mode, str(port), str(n), ",".join(s))
+                         for s, n in zip(shares, expects, strict=True)], files, expect, pub_port)
 
 
 def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
@@ -148,11 +163,11 @@ def _measure_c(port: int, files: list[Path], expect: int) -> dict[str, Any]:
             "expected": expect, "client": "mosquitto_sub"}
 
 
-def _latency(port: int, seconds: int, consumer: list[str]) -> dict[str, Any]:
+def latency(port: int, seconds: int, consumer: list[str], pub_port: int | None = None) -> dict[str, Any]:
     """The plant at 1 Hz (``pace``) into the consumer worker started with ``consumer``: publish-to-state latency."""
     c = _spawn(*consumer)
     _ready(c)
-    _result(_spawn("pace", str(port), str(seconds)), seconds + 120)
+    _result(_spawn("pace", str(pub_port or port), str(seconds)), seconds + 120)
     r = _result(c, 120)
     out = {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "received": r["count"],
            "expected": seconds * 1392, "peak_rss_mb": r["rss_mb"]}
@@ -163,30 +178,25 @@ def _measure_stock(port: int, journal: bool, files: list[Path], expect: int, tmp
     """`twin run state`'s loop draining the backlog through Mosquitto's stock in-flight window (20): the
     worker acknowledges per batch (journal on) or paho on receipt (off), so the window is what is measured."""
     mode = "journal" if journal else "off"
-    return _drain(port, [_spawn("run", str(port), mode, str(expect), tempfile.mkdtemp(dir=tmp))], files, expect)
+    return drain(port, [_spawn("run", str(port), mode, str(expect), tempfile.mkdtemp(dir=tmp))], files, expect)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    ticks = _messages(args.ticks, 1_795_300_000.0)
+    ticks = messages(args.ticks, 1_795_300_000.0)
     total = sum(len(t) for t in ticks)
     out: dict[str, Any] = {"plant": "phase1", "gpus": 100_224, "rack_messages": total,
                            "publishers": args.publishers, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="twin-bench-ingest-") as tmp:
-        files = []
-        for k in range(args.publishers):  # each publisher owns whole racks, so per-topic order holds
-            part = [(t, pl) for tick in ticks for i, (t, pl) in enumerate(tick) if i % args.publishers == k]
-            f = Path(tmp) / f"pub{k}.pickle"
-            f.write_bytes(pickle.dumps(part))
-            files.append(f)
+        files = publisher_files(ticks, args.publishers, Path(tmp))
         if not args.stock_only:
             with mosquitto_server(Path(tmp)) as port:  # unlimited in flight, a queue to hold the whole backlog
                 out["ceiling"] = _measure_c(port, files, total)
-                out["ceiling_paho"] = _measure(port, "count", files, total, 1)
-                out["naive"] = _measure(port, "naive", files, total, 1)
-                out["twin_w1"] = _measure(port, "twin", files, total, 1)
+                out["ceiling_paho"] = measure(port, "count", files, total, 1)
+                out["naive"] = measure(port, "naive", files, total, 1)
+                out["twin_w1"] = measure(port, "twin", files, total, 1)
                 if args.workers > 1:
-                    out[f"twin_w{args.workers}"] = _measure(port, "twin", files, total, args.workers)
-                out["latency_1hz"] = _latency(port, args.latency_seconds, [
+                    out[f"twin_w{args.workers}"] = measure(port, "twin", files, total, args.workers)
+                out["latency_1hz"] = latency(port, args.latency_seconds, [
                     "consume", "latency", str(port), str(args.latency_seconds * 1392), "", "live"])
         with mosquitto_server(Path(tmp), limits="inflight") as port:
             # `twin run state`'s loop through Mosquitto's stock in-flight window, journal off and on interleaved
@@ -199,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["stock_journal_off_runs"] = [r["msgs_per_s"] for r in off]
         with mosquitto_server(Path(tmp), limits="stock") as port:  # no limit lines at all
             # the run loop with the journal
-            out["stock_latency_1hz"] = _latency(port, args.latency_seconds, [
+            out["stock_latency_1hz"] = latency(port, args.latency_seconds, [
                 "run", str(port), "journal", str(args.latency_seconds * 1392), tempfile.mkdtemp(dir=tmp), "pace"])
     out["journal_on_vs_off"] = round(out["stock_journal_on"]["msgs_per_s"]
                                      / max(out["stock_journal_off"]["msgs_per_s"], 1), 3)
@@ -244,7 +254,7 @@ def _pace(port: int, seconds: int) -> None:
     from adapters.bus.publisher import FastPublisher
 
     start = time.time() + 1.0
-    rounds = _messages(1, start)[0]
+    rounds = messages(1, start)[0]
     with FastPublisher(parse_broker_url(f"mqtt://127.0.0.1:{port}"), window=2000) as pub:
         n = len(rounds)
         for k in range(seconds):

@@ -20,7 +20,7 @@ from twin.commands.progress import clock
 __all__ = ["BENCHES", "register"]
 
 #: Modules under twin.bench, one per ``twin bench NAME``.
-BENCHES = ["replay", "ingest", "sink", "dcgm", "sim", "soak", "forecast", "day"]
+BENCHES = ["replay", "ingest", "scale", "sink", "dcgm", "sim", "soak", "forecast", "day"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
