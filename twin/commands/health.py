@@ -106,6 +106,11 @@ def _cmd(args: argparse.Namespace) -> int:
             ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
             cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
             key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None, timeout=args.timeout))
+    except aiomqtt.MqttCodeError as e:  # it answered, and refused us (the login, most often)
+        brokers = describe_brokers(parse_broker_urls(settings.broker))
+        sys.stderr.write(f"twin health: {service}: the broker at {brokers} refused the connection ({e}); check "
+                         "TWIN_MQTT_USERNAME and TWIN_MQTT_PASSWORD (or _FILE)\n")
+        return 1
     except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:
         why = unreachable_line(describe_brokers(parse_broker_urls(settings.broker)), unreachable_reason(e))
         sys.stderr.write(f"twin health: {service}: {why}\n")
