@@ -89,3 +89,15 @@ async def collect(port: int, topic_filter: str, predicate, timeout: float = 30.0
 
 def as_json(payload: bytes) -> dict[str, object]:
     return json.loads(payload)  # type: ignore[no-any-return]
+
+
+def missing_streams(state: object, sim: object) -> list[str]:
+    """Streams of the simulator that did not arrive at the state service up to their last seq, and gaps."""
+    enc, streams = sim.encoder, state.model.seq._streams  # type: ignore[attr-defined]
+    expected = {("gpu", i): int(n) for i, n in enumerate(enc.rack_seq)}
+    expected |= {("coolant", i): int(n) for i, n in enumerate(enc.cdu_seq)}
+    out = [f"{d}[{i}]: last seq {g and g[0]}, published {n}" for (d, i), n in expected.items()
+           if n and ((g := streams.get((d, i, "sim"))) is None or g[0] != n - 1)]
+    if state.model.counters.seq_gaps:  # type: ignore[attr-defined]
+        out.append(f"{state.model.counters.seq_gaps} seq gaps")  # type: ignore[attr-defined]
+    return out

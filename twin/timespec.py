@@ -9,7 +9,7 @@ import math
 import re
 from datetime import UTC, datetime
 
-__all__ = ["format_duration", "format_t", "parse_duration", "parse_size", "parse_time"]
+__all__ = ["format_t", "parse_duration", "parse_size", "parse_time"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
@@ -39,18 +39,6 @@ def parse_duration(text: str, unit: str = "s", allow_zero: bool = False) -> floa
     if not ((seconds > 0 or (allow_zero and seconds == 0)) and math.isfinite(seconds)):
         raise ValueError(f"{text!r} is not a duration above zero")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as a person reads them: ``45s``, ``12m05s``, ``3h02m``, ``2d04h``."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def parse_size(text: str) -> int:

@@ -236,7 +236,6 @@ class Bus:
         # (the command's --duration) end the wait either way.
         self.share_group = share_group
         self.shared_subscriptions = shared_subscriptions
-        self.sharing = False  # whether the current connection subscribed with $share
         self.wait_for_broker = wait_for_broker
         self.stop = stop
         self.give_up_after_s = give_up_after_s
@@ -490,7 +489,6 @@ class Bus:
         shared = (self.share_group is not None and self.shared_subscriptions != "off"
                   and (self.shared_subscriptions == "on"
                        or (v5 and getattr(client, "shared_available", None) is not False)))
-        self.sharing = shared
         return [f"$share/{self.share_group}/{f}" for f in self.subscriptions] if shared else list(self.subscriptions)
 
     def _log_not_yet(self, backoff: float) -> None:

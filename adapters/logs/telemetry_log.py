@@ -380,14 +380,15 @@ class LogReader:
             raise LogError(self.path, 0, f"cannot read the file ({e.strerror})") from None
         self._raw: IO[bytes] | None = None
         self._gz: _GzipLines | None = None
-        self._span = (0, 0, 0, 1)  # the current gzip chunk: bytes from, to; lines handed out, lines in it
+        self._span = (0, 0, 1)  # the current gzip chunk: bytes from, to, lines in it
+        self._span_i = 0  # lines of it handed out
         self.lines = 0
 
     @property
     def position(self) -> int:
         if self._gz is not None:  # within the chunk of the line handed out last, in proportion to its lines
-            a, b, i, k = self._span
-            return a + (b - a) * i // max(k, 1)
+            a, b, k = self._span
+            return a + (b - a) * self._span_i // max(k, 1)
         try:
             return self._raw.tell() if self._raw is not None else 0
         except (ValueError, OSError):
@@ -422,8 +423,9 @@ class LogReader:
                     return
                 batch = value if kind == "lines" else [value]
                 a, b = item[2] if kind == "lines" else (gz.consumed, gz.consumed)
+                self._span = (a, b, len(batch))  # once per chunk; per line only an int
                 for i, data in enumerate(batch, 1):
-                    self._span = (a, b, i, len(batch))
+                    self._span_i = i
                     n += 1
                     self.lines = n
                     out = self._record(data, n, kind == "lines")

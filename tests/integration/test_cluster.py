@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.bus.mqtt import Bus
+from tests.conftest import missing_streams
 from tests.servers import NatsCluster
 from twin.plant import Plant
 from twin.services.sim import SimService
@@ -29,13 +30,6 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     yield c
     c.kill()
 
-
-def _missing(state: StateService, sim: SimService) -> list[str]:
-    enc, streams = sim.encoder, state.model.seq._streams
-    expected = {("gpu", i): int(n) for i, n in enumerate(enc.rack_seq)}
-    expected |= {("coolant", i): int(n) for i, n in enumerate(enc.cdu_seq)}
-    return [f"{d}[{i}]: last seq {g and g[0]}, published {n}" for (d, i), n in expected.items()
-            if n and ((g := streams.get((d, i, "sim"))) is None or g[0] != n - 1)]
 
 
 def test_the_state_worker_moves_to_another_node_when_its_node_is_killed(cluster: NatsCluster, phase1: Plant,
@@ -61,7 +55,7 @@ def test_the_state_worker_moves_to_another_node_when_its_node_is_killed(cluster:
             await asyncio.wait_for(producer, 120)
             await pb.drain(30)
             deadline = time.monotonic() + 90
-            while _missing(state, sim) and time.monotonic() < deadline:  # noqa: ASYNC110
+            while missing_streams(state, sim) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             ports.append(sb.address.port)
             consumer.cancel()
@@ -72,7 +66,7 @@ def test_the_state_worker_moves_to_another_node_when_its_node_is_killed(cluster:
     # on another node of its list (the next, or the one after while the cluster elects new leaders)
     assert ports[0] == n3.port and ports[1] in (n2.port, n1.port), ports
     c = state.model.counters
-    assert _missing(state, sim)[:3] == [], (c, sim.published)
+    assert missing_streams(state, sim)[:3] == [], (c, sim.published)
     assert sim.published == c.msgs_in - c.msgs_duplicate  # nothing lost, each applied once
     assert c.seq_gaps == 0 and c.msgs_rejected == 0 and state.model.seq.restarts == 0
     # NATS resends the unacknowledged messages of a session that moved only after newer ones (and after its

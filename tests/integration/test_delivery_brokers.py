@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from adapters.bus.mqtt import Bus
-from tests.conftest import REPO, collect
+from tests.conftest import REPO, collect, missing_streams
 from tests.servers import MosquittoServer, NatsServer, env_with_venv
 from twin.contract import PlantState
 from twin.plant import Plant, load_plant
@@ -49,17 +49,6 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
     yield server
     server.kill()
 
-
-def _missing(state: StateService, sim: SimService) -> list[str]:
-    """Streams of the simulator that did not arrive up to their last seq, and gaps."""
-    enc, streams = sim.encoder, state.model.seq._streams
-    expected = {("gpu", i): int(n) for i, n in enumerate(enc.rack_seq)}
-    expected |= {("coolant", i): int(n) for i, n in enumerate(enc.cdu_seq)}
-    out = [f"{d}[{i}]: last seq {g and g[0]}, published {n}" for (d, i), n in expected.items()
-           if n and ((g := streams.get((d, i, "sim"))) is None or g[0] != n - 1)]
-    if state.model.counters.seq_gaps:
-        out.append(f"{state.model.counters.seq_gaps} seq gaps")
-    return out
 
 
 def _holes(ticks: list[float], first: float, last: float) -> list[float]:
@@ -93,7 +82,7 @@ def test_broker_sigkill_under_the_full_plant_at_1hz(broker: Broker, journal: boo
             await asyncio.wait_for(producer, 120)
             await pb.drain(30)
             deadline = time.monotonic() + 60
-            while _missing(state, sim) and time.monotonic() < deadline:  # noqa: ASYNC110
+            while missing_streams(state, sim) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             consumer.cancel()
             assert sb.connects >= 2 and pb.connects >= 2
@@ -109,7 +98,7 @@ def test_broker_sigkill_under_the_full_plant_at_1hz(broker: Broker, journal: boo
         assert c.seq_gaps == lost, (c, sim.published)
         assert "max_queued_messages" in caplog.text, "seq gaps without a log line naming the broker setting"
     else:
-        assert _missing(state, sim)[:3] == [], (c, sim.published, state._bus and state._bus.dropped)
+        assert missing_streams(state, sim)[:3] == [], (c, sim.published, state._bus and state._bus.dropped)
         assert lost == 0
     assert c.msgs_rejected == 0 and c.msgs_late == 0
     assert state.model.seq.restarts == 0  # a redelivery is never taken for a restarted publisher

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from paho.mqtt.client import topic_matches_sub
 
 from twin.plant import load_plant
 from twin.services.sim import SimService
@@ -30,7 +29,6 @@ def test_one_step_of_the_simulator_through_the_state_model(halls: list[str] | No
     subs = state.subscriptions  # what the broker would deliver to this worker (exact topics and prefix/#)
     exact = {f for f in subs if not f.endswith("#")}
     prefixes = tuple(f[:-1] for f in subs if f.endswith("#"))
-    assert all(topic_matches_sub(f, f[:-1] + "x") for f in subs if f.endswith("/#"))
     for step in range(3):
         for topic, payload in sim.messages_for_step(step, T0 + step):
             if topic in exact or topic.startswith(prefixes):

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -89,10 +89,14 @@ class _ServerProcess:
     def start(self) -> _ServerProcess:
         raise NotImplementedError
 
-    def _launch(self, argv: list[str], name: str, timeout: float = 10.0) -> None:
-        """Start ``argv`` with its output in ``log_path``; wait until it listens, else one error with its log."""
+    def _spawn(self, argv: list[str]) -> None:
+        """Start ``argv`` with its output in ``log_path``, without waiting."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def _launch(self, argv: list[str], name: str, timeout: float = 10.0) -> None:
+        """:meth:`_spawn`, then wait until it listens, else one error with its log."""
+        self._spawn(argv)
         try:
             self._wait_ready(timeout)
         except TimeoutError:
@@ -191,10 +195,13 @@ class NatsServer(_ServerProcess):
                 f"mqtt {{ listen: 127.0.0.1:{self.port}{replicas} }}\n")
 
     def start(self) -> NatsServer:
+        self._launch(self._argv(), "nats-server", timeout=30)
+        return self
+
+    def _argv(self) -> list[str]:
         conf = self.workdir / "nats.conf"
         conf.write_text(self.config_text())
-        self._launch([NATS, "-c", str(conf)], "nats-server", timeout=30)
-        return self
+        return [NATS, "-c", str(conf)]
 
 
 class NatsCluster:
@@ -214,10 +221,7 @@ class NatsCluster:
 
     def start(self, timeout: float = 60.0) -> NatsCluster:
         for s in self.nodes:  # each waits for its routes: start them all, then wait for the MQTT listeners
-            conf = s.workdir / "nats.conf"
-            conf.write_text(s.config_text())
-            log = open(s.log_path, "ab")  # noqa: SIM115 - the process owns it
-            s.proc = subprocess.Popen([NATS, "-c", str(conf)], stdout=log, stderr=log)
+            s._spawn(s._argv())
         for s in self.nodes:
             wait_port(s.port, timeout)
         self.wait_ready(timeout)
@@ -238,7 +242,7 @@ class NatsCluster:
                     c.connect("127.0.0.1", s.port, keepalive=10)
                     c.loop_start()
                     info = c.subscribe("twin/ready", qos=1)
-                    ok = info[0] == 0 and _wait(lambda c=c: c.is_connected(), 5.0)
+                    ok = info[0] == 0 and _wait(c.is_connected, 5.0)
                     c.disconnect()
                     c.loop_stop()
                     if ok:
@@ -257,10 +261,10 @@ class NatsCluster:
             s.kill()
 
 
-def _wait(predicate: object, timeout: float) -> bool:
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
+        if predicate():
             return True
         time.sleep(0.05)
     return False
