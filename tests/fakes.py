@@ -15,6 +15,8 @@ class RecordingBus:
     connected = True
     manual_ack = False
     generation = 1
+    resumed_at: float | None = None  # never a resumed session
+    redelivery_wait_s = 0.0
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, int, bool]] = []

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     mqtt_shared_subscriptions: Literal["auto", "on", "off"] = Field(
         default="auto", description="hall workers: $share subscriptions where the broker has them (auto: MQTT 5 "
         "brokers that do not say otherwise), else the partition held by the worker's fixed session")
+    mqtt_redelivery_wait_s: float = Field(
+        default=0.0, ge=0, description="how long after a persistent session resumes the broker may still resend "
+        "messages the lost connection had not acknowledged (0: Mosquitto, which resends them first; NATS: its "
+        "mqtt ack_wait, 30 s unless configured); the state service holds its windows open that long")
     data_dir: Path = Path("data")
     influx_url: str | None = None
     influx_token: SecretStr | None = None

@@ -226,6 +226,7 @@ class Bus:
         give_up_after_s: float | None = None,
         share_group: str | None = None,
         shared_subscriptions: Literal["auto", "on", "off"] = "auto",
+        redelivery_wait_s: float = 0.0,
     ) -> None:
         # a cluster's nodes, tried in turn: on a lost or refused connection the next node is tried at once,
         # and the backoff grows only once every node has failed in a row
@@ -236,6 +237,11 @@ class Bus:
         # (the command's --duration) end the wait either way.
         self.share_group = share_group
         self.shared_subscriptions = shared_subscriptions
+        # how long after a session resumes the broker may still resend what it had delivered to the lost
+        # connection (0 on Mosquitto, which resends them first; NATS: its mqtt ack_wait). A consumer holds its
+        # windows open that long after ``resumed_at`` (the wall time of the latest connect to a kept session).
+        self.redelivery_wait_s = redelivery_wait_s
+        self.resumed_at: float | None = None
         self.wait_for_broker = wait_for_broker
         self.stop = stop
         self.give_up_after_s = give_up_after_s
@@ -410,6 +416,7 @@ class Bus:
                     self._client = client
                     self.protocol_in_use = "5" if v5 else "3.1.1"
                     if self.persistent and getattr(client, "session_present", False):
+                        self.resumed_at = time.time()
                         # the broker kept the session: it sends the backlog before any SUBACK, so subscribe
                         # again without waiting (back-pressure may pause reading before the SUBACKs arrive)
                         self.queue.armed = True  # type: ignore[attr-defined]

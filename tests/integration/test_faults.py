@@ -135,14 +135,20 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
     site = "narvik"
     seen_file = tmp_path / "seen.txt"
     sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q",
-                            "1", "-v", "-t", f"stargate/{site}/twin/state", "-t", f"stargate/{site}/twin/state/+"],
+                            "1", "-F", "%U %t %p", "-t", f"stargate/{site}/twin/state", "-t",
+                            f"stargate/{site}/twin/state/+"],
                            stdout=seen_file.open("w"), env=env_with_venv())  # a file: a pipe nobody reads fills up
     up = subprocess.Popen([sys.executable, "-m", "twin.cli", "up", "--broker", mosquitto.url, "--influx-url",
                            victoria.url, "--data-dir", str(tmp_path / "data"), "--duration", "100", "--no-view"],
                           env=env_with_venv() | {"TWIN_INFLUX_TOKEN": "t"}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        victoria.outage(after_s=20, for_s=60)
+        time.sleep(20)
+        down = time.time()
+        victoria.stop()
+        time.sleep(60)
+        victoria.start()
+        back = time.time()
         out = up.communicate(timeout=240)[0].decode()
     finally:
         if up.poll() is None:
@@ -153,14 +159,20 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
     seen = seen_file.read_text().splitlines()
     assert up.returncode == 0, out[-3000:]
     plant_ts, hall_ts = set(), set()
+    during = after = 0  # plant states published while VictoriaMetrics was down, and after it came back
     for line in seen:
-        topic, _, payload = line.partition(" ")
+        received, _, rest = line.partition(" ")
+        topic, _, payload = rest.partition(" ")
         if not payload:
             continue
         ts = json.loads(payload)["ts"]
         # every state, tick (whole seconds) or heartbeat (fractional ts), at the time VictoriaMetrics keeps
         (hall_ts if topic.count("/") == 4 else plant_ts).add(victoria.stored_ms(ts))
-    assert len(plant_ts) >= 80, (len(plant_ts), len(hall_ts), len(seen), out[-2500:])
+        if topic.count("/") == 3:
+            during += down < float(received) < back
+            after += float(received) > back
+    # the run went through the outage, whatever the machine's speed (a loaded one publishes fewer states)
+    assert during >= 20 and after >= 3, (during, after, len(plant_ts), out[-2500:])
     last = max(plant_ts)
     want = {t for t in plant_ts if t <= last - 2000}  # the all-in-one stop may cut the very last ones
     got = victoria.export_until(f'{{__name__="plant_state_it_mw",site="{site}"}}',

@@ -101,3 +101,25 @@ def test_ordered_clock_state_round_trips_and_restored_kinds_are_waited_for() -> 
     # a restart long after the last receipt: the wait counts from the first message held after it
     assert r.admit(12.0, "h", "h@12", 500.0) == []
     assert r.admit(12.0, "g", "g@12", 500.2) == [11.0, "h@12", "g@12"]
+
+
+def test_a_hold_keeps_the_open_window_for_a_late_redelivery() -> None:
+    """After a resumed session NATS resends the lost connection's deliveries after newer ones (ack_wait)."""
+    c: OrderedTickClock[str] = OrderedTickClock(1.0)
+    _run(c, [*_ticks(10, 10), (11.0, "h", 11.0)])  # window 11 open; g@11 was lost with the connection
+    c.hold(until=30.0)
+    newer = [(float(t), k, 20.0 + t / 10) for t in range(12, 15) for k in "gh"]
+    assert _run(c, newer) == []  # held: every kind passed window 11, yet it stays open
+    assert _run(c, [(11.0, "g", 24.0)]) == ["g@11"]  # the redelivery joins its own window
+    out = _run(c, [(15.0, "g", 31.0)])  # the hold is over: the windows close in order
+    assert out[:4] == [11.0, "g@12", "h@12", 12.0] and c.window == 14
+    assert c.forced == 0
+
+
+def test_a_hold_gives_way_to_the_held_message_bound() -> None:
+    c: OrderedTickClock[str] = OrderedTickClock(1.0, max_held=4)
+    _run(c, _ticks(10, 10))
+    c.hold(until=100.0)
+    out = _run(c, [(float(t), "g", 11.0) for t in range(11, 16)])
+    assert 10.0 in out and c.holding(50.0) and not c.holding(100.0)
+    assert len(c.held) <= 4

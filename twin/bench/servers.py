@@ -167,16 +167,21 @@ class MosquittoServer(_ServerProcess):
 
 class NatsServer(_ServerProcess):
     """A single NATS server with JetStream and its MQTT gateway (MQTT 3.1.1, sessions in JetStream), stock
-    limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener)."""
+    limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener).
+
+    ``ack_wait``: how long the gateway waits for a QoS 1 delivery's PUBACK before it resends it (NATS' default
+    30 s when None); a session moved from a dead node gets the dead connection's unacknowledged messages again
+    only after it."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, route_port: int | None = None,
-                 routes: list[int] | None = None, replicas: int = 1) -> None:
+                 routes: list[int] | None = None, replicas: int = 1, ack_wait_s: float | None = None) -> None:
         _need(NATS, "nats-server")
         super().__init__(workdir, port, "nats.log")
         self.client_port = free_port()
         self.route_port = route_port  # a cluster node: its route listener and the other nodes' routes
         self.routes = routes or []
         self.replicas = replicas
+        self.ack_wait_s = ack_wait_s
 
     @property
     def url(self) -> str:
@@ -188,6 +193,8 @@ class NatsServer(_ServerProcess):
             routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
             cluster = f"cluster {{ name: twin, listen: 127.0.0.1:{self.route_port}, routes: [{routes}] }}\n"
         replicas = f", stream_replicas: {self.replicas}" if self.replicas > 1 else ""
+        if self.ack_wait_s is not None:
+            replicas += f', ack_wait: "{self.ack_wait_s:g}s"'
         return (f'server_name: "twin-{self.port}"\n'
                 f"listen: 127.0.0.1:{self.client_port}\n"
                 f'jetstream {{ store_dir: "{self.workdir / "js"}" }}\n'
@@ -209,10 +216,12 @@ class NatsCluster:
     sessions and retained messages ``n`` times: ``start()``, ``nodes``, ``url`` (every node, comma-separated,
     as ``TWIN_BROKER`` takes it), ``node_of(port)``."""
 
-    def __init__(self, workdir: Path, n: int = 3) -> None:
+    def __init__(self, workdir: Path, n: int = 3, ack_wait_s: float | None = None) -> None:
         routes = [free_port() for _ in range(n)]
+        self.ack_wait_s = ack_wait_s
         self.nodes = [NatsServer(Path(workdir) / f"n{i + 1}", route_port=routes[i],
-                                 routes=[p for j, p in enumerate(routes) if j != i], replicas=n)
+                                 routes=[p for j, p in enumerate(routes) if j != i], replicas=n,
+                                 ack_wait_s=ack_wait_s)
                       for i in range(n)]
 
     @property

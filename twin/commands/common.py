@@ -192,6 +192,7 @@ def make_bus(settings: Settings, url: str, service: str, site: str, subscription
         wait_for_broker=wait_for_broker,
         share_group=share_group,
         shared_subscriptions=settings.mqtt_shared_subscriptions,
+        redelivery_wait_s=settings.mqtt_redelivery_wait_s,
         stop=stop,
         give_up_after_s=give_up_after_s,
     )

@@ -80,6 +80,9 @@ class OrderedTickClock(TickClock, Generic[T]):
         self.held: list[tuple[int, T]] = []
         self.forced = 0
         self._wait_rx = 0.0  # receive time at which the current wait began
+        # receive time until which no window closes (within max_skew and max_held): after a resumed session,
+        # while the broker may still resend what it had delivered to the lost connection (see :meth:`hold`)
+        self.hold_until = 0.0
 
     def admit(self, ts: float, kind: str, item: T, received_ts: float) -> list[float | T]:
         k = math.floor(ts / self.tick_s)
@@ -98,6 +101,18 @@ class OrderedTickClock(TickClock, Generic[T]):
         self.held.append((k, item))
         return self._release(received_ts)
 
+    def hold(self, until: float) -> None:
+        """Close no window before receive time ``until`` (bounded by ``max_skew`` and ``max_held``).
+
+        A broker may resend a lost connection's unacknowledged messages only after newer ones: NATS'
+        MQTT gateway after its ``ack_wait`` (30 s by default). Held open, their windows still get them,
+        and nothing is applied out of order; the states come that much later after a failover.
+        """
+        self.hold_until = max(self.hold_until, until)
+
+    def holding(self, now: float) -> bool:
+        return now < self.hold_until
+
     def _awaited(self) -> bool:
         """A per-tick kind has not yet passed the open window."""
         win = self.window
@@ -107,6 +122,9 @@ class OrderedTickClock(TickClock, Generic[T]):
         out: list[float | T] = []
         held = self.held
         while held and self.window is not None:
+            if (now is not None and now < self.hold_until and held[-1][0] - self.window <= self.max_skew
+                    and len(held) <= self.max_held):
+                break
             if now is not None and self._awaited():
                 if (now - self._wait_rx <= self.idle_s and held[-1][0] - self.window <= self.max_skew
                         and len(held) <= self.max_held):

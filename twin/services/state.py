@@ -315,11 +315,16 @@ class StateService:
         queue = bus.queue
         manual = bus.manual_ack
         journal = self.journal
+        resumed: float | None = None
         try:
             while True:
                 msg = await queue.get()
                 self._last_msg_wall = time.monotonic()
                 now = time.time()
+                if bus.resumed_at != resumed:  # a kept session resumed: its lost deliveries may come late
+                    resumed = bus.resumed_at
+                    if resumed is not None and bus.redelivery_wait_s > 0:
+                        self.clock.hold(resumed + bus.redelivery_wait_s)
                 msgs = [msg]
                 while len(msgs) < self.batch_max and not queue.empty():
                     msgs.append(queue.get_nowait())
@@ -355,7 +360,8 @@ class StateService:
         while True:
             await asyncio.sleep(min(tick, 1.0) / 2)
             now = time.monotonic()
-            self.on_idle(now - self._last_msg_wall, now - self._last_emit_wall)
+            if not self.clock.holding(time.time()):  # held open for a resumed session's redeliveries
+                self.on_idle(now - self._last_msg_wall, now - self._last_emit_wall)
 
     def on_idle(self, silent_s: float, since_emit_s: float) -> PlantState | None:
         """Telemetry silent for ``silent_s`` of wall time: flush the open window, later publish heartbeats.
