@@ -70,10 +70,11 @@ def mosquitto_pub(url_port: int, topic: str, payload: str | bytes, qos: int = 1,
     subprocess.run(args, input=data, check=True, timeout=10)
 
 
-async def collect(port: int, topic_filter: str, predicate, timeout: float = 30.0) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
+async def collect(port: int, topic_filter: str, predicate, timeout: float = 30.0, *,  # type: ignore[no-untyped-def]
+                  username: str | None = None, password: str | None = None) -> list[tuple[str, bytes]]:
     """Subscribe and gather (topic, payload) until ``predicate(messages)`` holds or the timeout passes."""
     got: list[tuple[str, bytes]] = []
-    async with aiomqtt.Client("127.0.0.1", port) as client:
+    async with aiomqtt.Client("127.0.0.1", port, username=username, password=password) as client:
         await client.subscribe(topic_filter, qos=1)
 
         async def loop() -> None:

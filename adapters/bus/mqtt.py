@@ -425,8 +425,14 @@ class Bus:
                             if mid is not None:  # a future for aiomqtt's SUBACK callback, awaited by no one
                                 client._pending_subscribes[mid] = asyncio.get_running_loop().create_future()
                     else:
-                        for topic in self.filters(client, v5):
-                            await client.subscribe(topic, qos=1)
+                        wanted = self.filters(client, v5)
+                        refused = [t for t in wanted if _refused(await client.subscribe(t, qos=1))]
+                        if refused:
+                            line = refused_line(str(self.address), refused, len(wanted))
+                            if self._first is not None and not self._first.done():
+                                self._first.set_exception(ConfigError(line))
+                                return
+                            log.error("%s: %s", self.service, line)
                     if self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
                     self.connects += 1
@@ -624,3 +630,21 @@ class Bus:
             t = asyncio.create_task(one(*item))
             pending.add(t)
             t.add_done_callback(pending.discard)
+
+
+def _refused(granted: Any) -> bool:
+    """A SUBACK that refuses the subscription: 0x80 (MQTT 3.1.1) or any reason code >= 0x80 (MQTT 5)."""
+    codes = granted if isinstance(granted, list | tuple) else [granted]
+    return any(int(getattr(c, "value", c) or 0) >= 0x80 for c in codes)
+
+
+def refused_line(broker: str, refused: list[str], wanted: int) -> str:
+    """What to say when the broker refuses subscriptions (a service missing some of its telemetry must not
+    run as if it had it)."""
+    more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+    return (f"the broker at {broker} refused {len(refused)} of {wanted} subscriptions ({refused[0]}{more}): "
+            "on NATS' MQTT gateway the subscriptions of one session share at most 65,535 unacknowledged messages "
+            "(each takes mqtt max_ack_pending, 1,024 unless set; a filter ending in # twice), so lower "
+            "max_ack_pending (deploy/nats/nats.conf) or give each hall worker fewer halls; elsewhere check the "
+            "account's ACL")
+

@@ -1,16 +1,23 @@
-"""The repo's Mosquitto setup (deploy/mosquitto/) run for real: init.sh writes the password file, and
-Mosquitto runs the repo's mosquitto.conf and acl with only the container paths and the port changed."""
+"""The repo's broker setups run for real: Mosquitto (deploy/mosquitto/: init.sh writes the password file, and
+Mosquitto runs the repo's mosquitto.conf and acl with only the container paths and the port changed), and the
+three-node NATS cluster (deploy/nats/nats.conf with only its container ports, hosts and store changed)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
 
-from tests.servers import MosquittoServer
+import aiomqtt
+
+from tests.servers import MosquittoServer, NatsCluster, NatsServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQ_DIR = REPO / "deploy" / "mosquitto"
+NATS_CONF = REPO / "deploy" / "nats" / "nats.conf"
+#: the accounts deploy/nats/nats.conf has (compose-cluster.yml requires each password)
+NATS_ACCOUNTS = ("state", "forecast", "sink", "sim", "replay", "viewer")
 
 #: account -> password, as an operator would put them in .env (every optional account included).
 PASSWORDS = {
@@ -60,3 +67,53 @@ def start_repo_broker(workdir: Path, env: dict[str, str]) -> MosquittoServer:
     assert r.returncode == 0, r.stderr
     return MosquittoServer(workdir / "broker", allow_anonymous=False,
                            extra_config=repo_config(auth, data)).start()
+
+
+class RepoNatsServer(NatsServer):
+    """A node running deploy/nats/nats.conf: the container's ports, route hosts and store swapped for its own."""
+
+    def config_text(self) -> str:
+        text = NATS_CONF.read_text()
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
+        swaps = {"0.0.0.0:4222": f"127.0.0.1:{self.client_port}", "0.0.0.0:8222": f"127.0.0.1:{free_port()}",
+                 "0.0.0.0:6222": f"127.0.0.1:{self.route_port}", "0.0.0.0:1883": f"127.0.0.1:{self.port}",
+                 "store_dir: /data": f'store_dir: "{self.workdir / "js"}"',
+                 "nats-route://nats-1:6222, nats-route://nats-2:6222, nats-route://nats-3:6222": routes}
+        for old, new in swaps.items():
+            if old not in text:
+                raise AssertionError(f"deploy/nats/nats.conf no longer has {old!r}")
+            text = text.replace(old, new)
+        return text
+
+
+def start_repo_nats_cluster(workdir: Path, passwords: dict[str, str] | None = None) -> NatsCluster:
+    """The repo's NATS cluster config on three nodes, each with its name and the accounts' passwords in its
+    environment (as compose-cluster.yml gives them)."""
+    pw = passwords or PASSWORDS
+    cluster = NatsCluster(workdir, node=RepoNatsServer)
+    for i, node in enumerate(cluster.nodes):
+        node.env = {"NATS_NAME": f"nats-{i + 1}"} | {ENV_NAMES[u]: pw[u] for u in NATS_ACCOUNTS}
+    cluster.login, cluster.ready_topic = ("viewer", pw["viewer"]), "stargate/ready"
+    return cluster.start()
+
+
+async def reaches_viewer(viewer: aiomqtt.Client, publisher: aiomqtt.Client, topic: str, marker: str,
+                         timeout: float = 30.0) -> bool:
+    """Does ``publisher``'s message on ``topic`` reach ``viewer`` (subscribed to ``stargate/#``)? ``marker`` is a
+    topic the publisher may publish, sent after the probe on the same connection: the broker handles one
+    client's packets in order, so once the marker has arrived a probe that got through has too."""
+    got: list[str] = []
+    async with viewer:
+        await viewer.subscribe("stargate/#", qos=1)
+        async with publisher as c:
+            await c.publish(topic, b'{"probe": 1}', qos=1)
+            await c.publish(marker, b'{"marker": 1}', qos=1)
+
+        async def gather() -> None:
+            async for m in viewer.messages:
+                got.append(m.topic.value)
+                if m.topic.value == marker:
+                    return
+
+        await asyncio.wait_for(gather(), timeout)
+    return topic in got

@@ -21,6 +21,7 @@ from twin.cli import build_parser, main
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
+CLUSTER = REPO / "deploy" / "compose-cluster.yml"
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 TWIN_SERVICES = {"state", "forecast", "sink"}
 PROFILES = {"sim": {"sim"}, "replay": {"replay"}, "plant": {"adapter-dcgm", "adapter-modbus", "adapter-opcua"}}
@@ -77,6 +78,53 @@ def test_compose_accepts_the_tls_override(tmp_path: Path) -> None:
         assert services[name]["environment"]["TWIN_MQTT_CA_FILE"] == "/run/mqtt-ca/ca.crt"
 
 
+def _cluster_config(tmp_path: Path, drop: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = tmp_path / "env"
+    text = ENV_EXAMPLE.read_text() + "COMPOSE_FILE=docker-compose.yml:deploy/compose-cluster.yml\n"
+    env.write_text(re.sub(rf"(?m)^{drop}=.*\n", "", text) if drop else text)
+    return subprocess.run([DOCKER_COMPOSE, "--env-file", str(env), *(a for p in PROFILES for a in ("--profile", p)),
+                           "config"], capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+
+
+def _nats_users() -> set[str]:
+    return set(re.findall(r"\{user: ([a-z-]+), password: \$", (REPO / "deploy" / "nats" / "nats.conf").read_text()))
+
+
+def test_the_cluster_override_runs_the_twin_on_three_nats_nodes(tmp_path: Path) -> None:
+    r = _cluster_config(tmp_path)
+    assert r.returncode == 0, r.stderr
+    services = yaml.safe_load(r.stdout)["services"]
+    assert {"nats-1", "nats-2", "nats-3", "state-halls-a", "state-halls-b", "aggregate"} <= set(services)
+    assert services["state"]["profiles"] == ["single-state"]  # the hall workers replace it
+    env = _env_example()
+    for i in (1, 2, 3):
+        node = services[f"nats-{i}"]
+        assert node["environment"]["NATS_NAME"] == f"nats-{i}"
+        assert node["command"] == ["-c", "/etc/nats/nats.conf"]
+        assert any(str(v).endswith("deploy/nats/nats.conf:/etc/nats/nats.conf:ro") for v in node["volumes"])
+        needed = set(re.findall(r"\$(MQTT_PASSWORD_[A-Z_]+)", (REPO / "deploy" / "nats" / "nats.conf").read_text()))
+        assert {k: node["environment"][k] for k in needed} == {k: env[k] for k in needed}
+    users = _nats_users()
+    halls = {"state-halls-a": env["SCALE_HALLS_A"], "state-halls-b": env["SCALE_HALLS_B"]}
+    for name in ("state-halls-a", "state-halls-b", "aggregate", "forecast", "sink", "sim", "replay"):
+        s = services[name]
+        assert s["environment"]["TWIN_BROKER"] == "mqtt://nats-1:1883,mqtt://nats-2:1883,mqtt://nats-3:1883", name
+        assert float(s["environment"]["TWIN_MQTT_REDELIVERY_WAIT_S"]) >= 5 * 3, name  # 5 x nats.conf's ack_wait
+        assert s["environment"]["TWIN_MQTT_USERNAME"] in users, name
+        assert {f"nats-{i}" for i in (1, 2, 3)} <= set(s["depends_on"]), name
+        rc, err = _twin_parse(s["command"][1:])
+        assert rc == 0, f"{name}: {err}"
+        if name in halls:  # its health name is the one the worker publishes (state-halls-<halls joined by ->)
+            assert s["command"][-2:] == ["--halls", halls[name]]
+            assert s["environment"]["TWIN_HEALTH_SERVICE"] == "state-halls-" + halls[name].replace(",", "-")
+    assert 'ack_wait: "3s"' in (REPO / "deploy" / "nats" / "nats.conf").read_text()
+
+
+def test_the_cluster_override_refuses_a_missing_account_password(tmp_path: Path) -> None:
+    r = _cluster_config(tmp_path, drop="MQTT_PASSWORD_REPLAY")
+    assert r.returncode != 0 and "set MQTT_PASSWORD_REPLAY in .env" in r.stderr
+
+
 def test_a_missing_secret_stops_compose_with_its_name(tmp_path: Path) -> None:
     env = tmp_path / "env"
     env.write_text(re.sub(r"(?m)^MQTT_PASSWORD_SINK=.*\n", "", ENV_EXAMPLE.read_text()))
@@ -91,7 +139,7 @@ def test_a_missing_secret_stops_compose_with_its_name(tmp_path: Path) -> None:
 def test_env_example_documents_every_variable_and_holds_no_secret() -> None:
     env = _env_example()
     used = set()
-    for f in (COMPOSE, REPO / "deploy" / "compose-tls.yml"):
+    for f in (COMPOSE, REPO / "deploy" / "compose-tls.yml", CLUSTER):
         used |= set(re.findall(r"\$\{([A-Z0-9_]+)", f.read_text()))
     assert used - set(env) == set(), "variables the compose file uses but .env.example does not document"
     assert set(env) - used - {"COMPOSE_FILE"} == set(), "variables .env.example documents that nothing uses"

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.deploy.broker import PASSWORDS, password_env, run_init, start_repo_broker
+from tests.deploy.broker import PASSWORDS, password_env, reaches_viewer, run_init, start_repo_broker
 from tests.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -41,21 +41,7 @@ def _client(port: int, user: str | None, password: str | None = None, will: str 
 
 async def _passes(port: int, user: str, topic: str, marker: str, *, health: str | None = None) -> bool:
     """Does ``user``'s message on ``topic`` reach a viewer? ``marker`` is a topic ``user`` may publish."""
-    got: list[str] = []
-    async with _client(port, "viewer") as viewer:
-        await viewer.subscribe("stargate/#", qos=1)
-        async with _client(port, user, will=health) as c:
-            await c.publish(topic, b'{"probe": 1}', qos=1)
-            await c.publish(marker, b'{"marker": 1}', qos=1)
-
-        async def gather() -> None:
-            async for m in viewer.messages:
-                got.append(m.topic.value)
-                if m.topic.value == marker:
-                    return
-
-        await asyncio.wait_for(gather(), 20)
-    return topic in got
+    return await reaches_viewer(_client(port, "viewer"), _client(port, user, will=health), topic, marker, 20)
 
 
 async def _login(port: int, user: str | None, password: str | None = None, will: str | None = None) -> str | None:

@@ -76,3 +76,24 @@ def test_the_state_worker_moves_to_another_node_when_its_node_is_killed(cluster:
     # open for them after the resume, so none comes after a newer message of its stream
     assert c.msgs_late == 0, c
     assert set(range(int(T0), int(T0) + 15)) <= {int(t) for t in ticks}  # no hole in the PlantState series
+
+
+def test_a_hall_worker_that_outgrows_a_stock_nats_session_stops_with_one_line(tmp_path: Path) -> None:
+    """A stock NATS (max_ack_pending 1,024) refuses a four-hall phase 1 worker's subscriptions beyond 65,535
+    unacknowledged messages per session (4 x 2 + 116 filters): the worker must not run half deaf."""
+    import subprocess
+    import sys
+
+    from tests.servers import NatsServer, env_with_venv
+
+    nats = NatsServer(tmp_path / "nats").start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "twin.cli", "run", "state", "--halls", "h1,h2,h3,h4",
+                            "--broker", nats.url, "--no-snapshot", "--duration", "60"],
+                           env=env_with_venv(), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        nats.kill()
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("twin: error:")]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr[-3000:]
+    assert "refused" in lines[0] and "max_ack_pending" in lines[0] and "Traceback" not in r.stderr
+    assert "subscriptions (stargate/narvik/coolant/" in lines[0], lines[0]  # the first refused, by name

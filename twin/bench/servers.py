@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -78,6 +79,7 @@ class _ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path
     kill_timeout = 10.0
+    env: dict[str, str] | None = None  # added to the environment the server starts with
 
     def __init__(self, workdir: Path, port: int | None, log_name: str) -> None:
         self.workdir = Path(workdir)
@@ -92,7 +94,8 @@ class _ServerProcess:
     def _spawn(self, argv: list[str]) -> None:
         """Start ``argv`` with its output in ``log_path``, without waiting."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        env = None if self.env is None else os.environ | self.env
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
 
     def _launch(self, argv: list[str], name: str, timeout: float = 10.0) -> None:
         """:meth:`_spawn`, then wait until it listens, else one error with its log."""
@@ -169,12 +172,17 @@ class NatsServer(_ServerProcess):
     """A single NATS server with JetStream and its MQTT gateway (MQTT 3.1.1, sessions in JetStream), stock
     limits (``max_ack_pending`` 1,024 per session): ``start()``, ``kill()``, ``url`` (the MQTT listener).
 
+    ``max_ack_pending``: unacknowledged deliveries per subscription (1,024 when None); one session's
+    subscriptions may hold 65,535 together (a filter ending in # counts twice), and the gateway refuses the
+    subscriptions beyond that (a phase 1 hall worker of four halls has 124: at most 528 each).
+
     ``ack_wait``: how long the gateway waits for a QoS 1 delivery's PUBACK before it resends it (NATS' default
     30 s when None); a session moved from a dead node gets the dead connection's unacknowledged messages again
     only after it."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, route_port: int | None = None,
-                 routes: list[int] | None = None, replicas: int = 1, ack_wait_s: float | None = None) -> None:
+                 routes: list[int] | None = None, replicas: int = 1, ack_wait_s: float | None = None,
+                 max_ack_pending: int | None = None) -> None:
         _need(NATS, "nats-server")
         super().__init__(workdir, port, "nats.log")
         self.client_port = free_port()
@@ -182,6 +190,7 @@ class NatsServer(_ServerProcess):
         self.routes = routes or []
         self.replicas = replicas
         self.ack_wait_s = ack_wait_s
+        self.max_ack_pending = max_ack_pending
 
     @property
     def url(self) -> str:
@@ -195,6 +204,8 @@ class NatsServer(_ServerProcess):
         replicas = f", stream_replicas: {self.replicas}" if self.replicas > 1 else ""
         if self.ack_wait_s is not None:
             replicas += f', ack_wait: "{self.ack_wait_s:g}s"'
+        if self.max_ack_pending is not None:
+            replicas += f", max_ack_pending: {self.max_ack_pending}"
         return (f'server_name: "twin-{self.port}"\n'
                 f"listen: 127.0.0.1:{self.client_port}\n"
                 f'jetstream {{ store_dir: "{self.workdir / "js"}" }}\n'
@@ -216,12 +227,17 @@ class NatsCluster:
     sessions and retained messages ``n`` times: ``start()``, ``nodes``, ``url`` (every node, comma-separated,
     as ``TWIN_BROKER`` takes it), ``node_of(port)``."""
 
-    def __init__(self, workdir: Path, n: int = 3, ack_wait_s: float | None = None) -> None:
+    def __init__(self, workdir: Path, n: int = 3, ack_wait_s: float | None = None,
+                 max_ack_pending: int | None = None, node: type[NatsServer] | None = None) -> None:
         routes = [free_port() for _ in range(n)]
         self.ack_wait_s = ack_wait_s
-        self.nodes = [NatsServer(Path(workdir) / f"n{i + 1}", route_port=routes[i],
+        make = node or NatsServer  # a subclass may write another config (the repo's deploy/nats, in its tests)
+        # the account and topic of the ready-wait's session (a config with accounts has no anonymous login)
+        self.login: tuple[str, str] | None = None
+        self.ready_topic = "twin/ready"
+        self.nodes = [make(Path(workdir) / f"n{i + 1}", route_port=routes[i],
                                  routes=[p for j, p in enumerate(routes) if j != i], replicas=n,
-                                 ack_wait_s=ack_wait_s)
+                                 ack_wait_s=ack_wait_s, max_ack_pending=max_ack_pending)
                       for i in range(n)]
 
     @property
@@ -247,10 +263,12 @@ class NatsCluster:
             while True:
                 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ready-{s.port}", clean_session=False,
                                 protocol=mqtt.MQTTv311)
+                if self.login is not None:
+                    c.username_pw_set(*self.login)
                 try:
                     c.connect("127.0.0.1", s.port, keepalive=10)
                     c.loop_start()
-                    info = c.subscribe("twin/ready", qos=1)
+                    info = c.subscribe(self.ready_topic, qos=1)
                     ok = info[0] == 0 and _wait(c.is_connected, 5.0)
                     c.disconnect()
                     c.loop_stop()

@@ -74,8 +74,19 @@ async def _read_retained(addr: BrokerAddress, topic: str, *, username: str | Non
     tls = tls_context(addr.tls, ca_file, cert_file, key_file, settings_broker)
     user = username if username is not None else addr.username
     pw = password if password is not None else (addr.password.get_secret_value() if addr.password else None)
+    try:
+        return await _read_with(aiomqtt.ProtocolVersion.V5, addr, topic, user, pw, tls, timeout)
+    except aiomqtt.MqttCodeError as e:
+        if getattr(e.rc, "value", e.rc) not in (1, 132):  # not "unsupported protocol version"
+            raise
+    # a broker of MQTT 3.1.1 only (NATS' gateway): as the services do, again in 3.1.1
+    return await _read_with(aiomqtt.ProtocolVersion.V311, addr, topic, user, pw, tls, timeout)
+
+
+async def _read_with(protocol: aiomqtt.ProtocolVersion, addr: BrokerAddress, topic: str, user: str | None,
+                     pw: str | None, tls: ssl.SSLContext | None, timeout: float) -> bytes | None:
     async with aiomqtt.Client(addr.host, addr.port, username=user, password=pw, tls_context=tls,
-                              protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout) as client:
+                              protocol=protocol, timeout=timeout) as client:
         await client.subscribe(topic, qos=1)
 
         async def first() -> bytes:
