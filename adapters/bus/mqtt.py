@@ -441,7 +441,9 @@ class Bus:
                     self.queue.armed = True  # type: ignore[attr-defined]
                     if self._first is not None and not self._first.done():
                         self._first.set_result(None)
-                    log.info("%s connected to %s (MQTT %s)", self.service, self.address, self.protocol_in_use)
+                    log.info("%s connected to %s (MQTT %s%s)", self.service, self.address, self.protocol_in_use,
+                             ", its session resumed" if self.persistent and getattr(client, "session_present", False)
+                             else "")
                     # Messages go straight into self.queue; here we only wait for the connection to end.
                     # aiomqtt 2.x has no public "disconnected" awaitable besides iterating the messages.
                     # shielded: cancelling us must not cancel aiomqtt's future, or its __aexit__ would think the

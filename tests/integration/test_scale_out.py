@@ -30,32 +30,37 @@ def _plant(tmp_path: Path, site: str) -> Path:
     return p
 
 
-def _start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*TWIN, *args], env=env_with_venv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*TWIN, *args], env=env_with_venv() | (env or {}), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
 
 
 @dataclass
 class _Broker:
     url: str  # what the services and the replay are given (a cluster: every node)
     port: int  # where the test listens (a cluster: its first node)
+    env: dict[str, str]  # the services' settings for this engine
 
 
 @pytest.fixture(params=["mosquitto", "nats-cluster"])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Broker]:
     if request.param == "mosquitto":
         m: MosquittoServer = request.getfixturevalue("mosquitto")
-        yield _Broker(m.url, m.port)
+        yield _Broker(m.url, m.port, {})
         return
-    cluster = NatsCluster(tmp_path / "nats").start()
+    cluster = NatsCluster(tmp_path / "nats", ack_wait_s=3).start()  # as deploy/nats/nats.conf
     try:
-        yield _Broker(cluster.url, cluster.nodes[0].port)
+        # five times ack_wait, as deploy/compose-cluster.yml
+        yield _Broker(cluster.url, cluster.nodes[0].port, {"TWIN_MQTT_REDELIVERY_WAIT_S": "15"})
     finally:
         cluster.kill()
 
 
 def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], health: list[str],
-                     log: Path) -> list[dict]:  # type: ignore[type-arg]
-    procs = [_start(a) for a in services]
+                     log: Path, speed: str = "max", kill_after_s: float | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """The PlantStates of a replay of ``log`` through ``services``; with ``kill_after_s``, the first service is
+    SIGKILLed that long into the replay and a replacement (the same command line) started at once."""
+    procs = [_start(a, broker.env) for a in services]
     try:
         for h in health:
             asyncio.run(collect(broker.port, f"stargate/{site}/twin/health/{h}", lambda ms: ms[-1][1] == b"online",
@@ -67,13 +72,15 @@ def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], heal
                 broker.port, f"stargate/{site}/twin/state",
                 lambda ms: bool(ms) and json.loads(ms[-1][1])["ts"] >= want, 90))
             await asyncio.sleep(0.5)
+            chaos = asyncio.create_task(_kill_and_replace(procs, services[0], broker.env, kill_after_s))
             r = await asyncio.to_thread(subprocess.run, [*TWIN, "replay", str(log), "--broker", broker.url,
-                                                         "--speed", "max", "--site", site, "--keep-source",
+                                                         "--speed", speed, "--site", site, "--keep-source",
                                                          # the shared broker has Mosquitto's stock queue
                                                          # (1,000): at max, a replay must follow the twin
                                                          "--pace-by-state"],
                                         env=env_with_venv(), capture_output=True, timeout=120)
             assert r.returncode == 0, r.stderr
+            await chaos
             return await listener
 
         got = asyncio.run(replay_and_collect())
@@ -87,23 +94,18 @@ def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], heal
     return states
 
 
-def test_two_hall_workers_and_the_aggregator_equal_one_worker(broker: _Broker, site: str, tmp_path: Path) -> None:
-    log = tmp_path / "plant.jsonl"
-    r = subprocess.run([*TWIN, "sim", "--plant", str(_plant(tmp_path, "tiny")), "--out", str(log), "--duration",
-                        f"{STEPS}s", "--step", "1s", "--start", str(T0), "--no-progress"],
-                       env=env_with_venv(), capture_output=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+async def _kill_and_replace(procs: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str],
+                            after_s: float | None) -> None:
+    if after_s is None:
+        return
+    await asyncio.sleep(after_s)
+    procs[0].kill()  # SIGKILL: no snapshot on the way out, no DISCONNECT
+    await asyncio.to_thread(procs[0].wait, 10)
+    procs[0] = _start(args, env)  # the same halls, data dir and client id: it takes the partition's session over
 
-    one, two = f"{site}-one", f"{site}-two"
-    p1, p2 = _plant(tmp_path, one), _plant(tmp_path, two)
-    common = ["--broker", broker.url, "--no-snapshot"]
-    single = _states_of_a_run(broker, one, [["run", "state", "--plant", str(p1), *common]], ["state"], log)
-    scaled = _states_of_a_run(broker, two, [
-        ["run", "state", "--plant", str(p2), "--halls", "h1", *common],
-        ["run", "state", "--plant", str(p2), "--halls", "h2", *common],
-        ["run", "aggregate", "--plant", str(p2), *common],
-    ], ["state-halls-h1", "state-halls-h2", "aggregate"], log)
 
+def _compare(single: list[dict], scaled: list[dict]) -> int:  # type: ignore[type-arg]
+    """How many ticks the two runs share, asserting that each is the same PlantState."""
     by_ts = {s["ts"]: s for s in single}
     compared = 0
     for s in scaled:
@@ -118,4 +120,55 @@ def test_two_hall_workers_and_the_aggregator_equal_one_worker(broker: _Broker, s
                 assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (s["ts"], key)
             else:
                 assert s[key] == value, (s["ts"], key)
-    assert compared >= STEPS - 5  # every tick of the run, but for the very first windows
+    return compared
+
+
+def _log(tmp_path: Path) -> Path:
+    log = tmp_path / "plant.jsonl"
+    r = subprocess.run([*TWIN, "sim", "--plant", str(_plant(tmp_path, "tiny")), "--out", str(log), "--duration",
+                        f"{STEPS}s", "--step", "1s", "--start", str(T0), "--no-progress"],
+                       env=env_with_venv(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return log
+
+
+# On the NATS cluster this does not hold yet: after the takeover (the hold engaged, the session resumed) the
+# PlantStates of the ~15 ticks around the kill differ from one worker's (fewer messages in some, h1's GPUs
+# stale in others), though none is late or duplicated by seq. Found, not solved: see the #17 note.
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+def test_a_killed_hall_worker_is_replaced_and_nothing_is_lost(broker: _Broker, site: str, tmp_path: Path) -> None:
+    """SIGKILL the h1 worker 4 s into a replay at 10x; its replacement restores its snapshot and journal and
+    takes the partition's session over: the PlantStates equal one worker's, tick by tick."""
+    log = _log(tmp_path)
+    one, two = f"{site}-one", f"{site}-two"
+    p1, p2 = _plant(tmp_path, one), _plant(tmp_path, two)
+    env = ["--broker", broker.url]
+    single = _states_of_a_run(broker, one, [["run", "state", "--plant", str(p1), *env, "--no-snapshot"]],
+                              ["state"], log, speed="10")
+    h1 = ["run", "state", "--plant", str(p2), "--halls", "h1", *env, "--data-dir", str(tmp_path / "h1"),
+          "--snapshot-every", "2"]
+    scaled = _states_of_a_run(broker, two, [
+        h1,
+        ["run", "state", "--plant", str(p2), "--halls", "h2", *env, "--no-snapshot"],
+        ["run", "aggregate", "--plant", str(p2), *env, "--no-snapshot"],
+    ], ["state-halls-h1", "state-halls-h2", "aggregate"], log, speed="10", kill_after_s=4)
+    assert (tmp_path / "h1").is_dir() and any((tmp_path / "h1").rglob("*.npz")), "the worker saved no snapshot"
+    assert _compare(single, scaled) >= STEPS - 5
+    last = scaled[-1]
+    assert last["seq_gaps"] == 0 and last["msgs_rejected"] == 0, last
+
+
+def test_two_hall_workers_and_the_aggregator_equal_one_worker(broker: _Broker, site: str, tmp_path: Path) -> None:
+    log = _log(tmp_path)
+
+    one, two = f"{site}-one", f"{site}-two"
+    p1, p2 = _plant(tmp_path, one), _plant(tmp_path, two)
+    common = ["--broker", broker.url, "--no-snapshot"]
+    single = _states_of_a_run(broker, one, [["run", "state", "--plant", str(p1), *common]], ["state"], log)
+    scaled = _states_of_a_run(broker, two, [
+        ["run", "state", "--plant", str(p2), "--halls", "h1", *common],
+        ["run", "state", "--plant", str(p2), "--halls", "h2", *common],
+        ["run", "aggregate", "--plant", str(p2), *common],
+    ], ["state-halls-h1", "state-halls-h2", "aggregate"], log)
+
+    assert _compare(single, scaled) >= STEPS - 5  # every tick of the run, but for the very first windows

@@ -325,6 +325,8 @@ class StateService:
                     resumed = bus.resumed_at
                     if resumed is not None and bus.redelivery_wait_s > 0:
                         self.clock.hold(resumed + bus.redelivery_wait_s)
+                        log.info("session resumed: no tick closes for %.0f s, while the broker may still resend "
+                                 "what the lost connection had not acknowledged", bus.redelivery_wait_s)
                 msgs = [msg]
                 while len(msgs) < self.batch_max and not queue.empty():
                     msgs.append(queue.get_nowait())
