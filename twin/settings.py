@@ -41,8 +41,8 @@ class Settings(BaseSettings):
         "brokers that do not say otherwise), else the partition held by the worker's fixed session")
     mqtt_redelivery_wait_s: float = Field(
         default=0.0, ge=0, description="how long after a persistent session resumes the broker may still resend "
-        "messages the lost connection had not acknowledged (0: Mosquitto, which resends them first; NATS: its "
-        "mqtt ack_wait, 30 s unless configured); the state service holds its windows open that long")
+        "messages the lost connection had not acknowledged (0: Mosquitto, which resends them first; NATS: five "
+        "times its mqtt ack_wait, 15 for deploy/nats' 3 s); the state service holds its windows open that long")
     data_dir: Path = Path("data")
     influx_url: str | None = None
     influx_token: SecretStr | None = None

@@ -238,8 +238,9 @@ class Bus:
         self.share_group = share_group
         self.shared_subscriptions = shared_subscriptions
         # how long after a session resumes the broker may still resend what it had delivered to the lost
-        # connection (0 on Mosquitto, which resends them first; NATS: its mqtt ack_wait). A consumer holds its
-        # windows open that long after ``resumed_at`` (the wall time of the latest connect to a kept session).
+        # connection (0 on Mosquitto, which resends them first; NATS: after its mqtt ack_wait, so 15 s for 3 s).
+        # A consumer holds its windows open that long after ``resumed_at`` (the wall time of the latest connect
+        # to a kept session).
         self.redelivery_wait_s = redelivery_wait_s
         self.resumed_at: float | None = None
         self.wait_for_broker = wait_for_broker
@@ -453,7 +454,7 @@ class Bus:
             except aiomqtt.MqttCodeError as e:
                 self._connected.clear()
                 rc = getattr(e.rc, "value", e.rc)
-                if v5 and self.protocol == "auto" and rc in (1, 132):
+                if v5 and self.protocol == "auto" and refuses_mqtt5(e):
                     log.info("%s: broker refused MQTT 5 (%s); falling back to 3.1.1", self.service, e)
                     v5 = False
                     continue
@@ -632,6 +633,12 @@ class Bus:
             t = asyncio.create_task(one(*item))
             pending.add(t)
             t.add_done_callback(pending.discard)
+
+
+def refuses_mqtt5(e: aiomqtt.MqttCodeError) -> bool:
+    """The broker's CONNACK says it does not speak this protocol version (3.1.1's 1, MQTT 5's 0x84): connect
+    again in 3.1.1 (NATS' gateway, older brokers)."""
+    return getattr(e.rc, "value", e.rc) in (1, 132)
 
 
 def _refused(granted: Any) -> bool:

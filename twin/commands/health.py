@@ -22,7 +22,7 @@ import sys
 
 import aiomqtt
 
-from adapters.bus.mqtt import BrokerAddress, describe_brokers, parse_broker_urls
+from adapters.bus.mqtt import BrokerAddress, describe_brokers, parse_broker_urls, refuses_mqtt5
 from adapters.bus.reach import unreachable_line, unreachable_reason
 from adapters.bus.tls import tls_context
 from twin.commands.common import add_broker_options, duration
@@ -77,7 +77,7 @@ async def _read_retained(addr: BrokerAddress, topic: str, *, username: str | Non
     try:
         return await _read_with(aiomqtt.ProtocolVersion.V5, addr, topic, user, pw, tls, timeout)
     except aiomqtt.MqttCodeError as e:
-        if getattr(e.rc, "value", e.rc) not in (1, 132):  # not "unsupported protocol version"
+        if not refuses_mqtt5(e):
             raise
     # a broker of MQTT 3.1.1 only (NATS' gateway): as the services do, again in 3.1.1
     return await _read_with(aiomqtt.ProtocolVersion.V311, addr, topic, user, pw, tls, timeout)
