@@ -223,6 +223,9 @@ class HallState(_Output):
     energy_residual_cdu: str | None = Field(default=None, description="the CDU with that residual")
     gpu_temp_excess_max_k: float | None = Field(
         default=None, description="largest reported minus expected (T_sup + R_th P) GPU temperature, K")
+    heartbeat: bool = Field(
+        default=False, description="true: no telemetry arrived for this tick (as PlantState.heartbeat); a state "
+        "of the same ts made from telemetry that arrives later replaces it")
 
 
 class WorkerState(_Output):
@@ -243,6 +246,9 @@ class WorkerState(_Output):
     msgs_dropped: int = Field(default=0, ge=0)
     alarms_active: int = Field(default=0, ge=0)
     stale: list[str] = Field(description="`domain/asset` of the worker's halls silent for longer than stale_after_s")
+    heartbeat: bool = Field(
+        default=False, description="true: the worker received no telemetry for this tick (as "
+        "PlantState.heartbeat); the aggregator waits for its real state of the same ts while the worker catches up")
 
 
 QUANTITIES: tuple[str, ...] = ("facility_mw", "it_mw", "headroom_mw", "heat_reusable_mw", "coolant_return_max_c")

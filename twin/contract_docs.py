@@ -7,6 +7,7 @@ Regenerate with ``python -m twin.contract_docs`` (writes ``docs/contract.md`` in
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,15 @@ def update_page(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    page = Path(args[0]) if args else Path(__file__).resolve().parents[1] / "docs" / "contract.md"
-    old = page.read_text(encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="python -m twin.contract_docs",
+                                     description="Regenerate the topics and field tables of the contract page.")
+    parser.add_argument("page", nargs="?", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "docs" / "contract.md")
+    page: Path = parser.parse_args(sys.argv[1:] if argv is None else argv).page
+    try:
+        old = page.read_text(encoding="utf-8")
+    except OSError as e:
+        parser.error(f"cannot read {page}: {e.strerror or e}")
     new = update_page(old)
     if new != old:
         page.write_text(new, encoding="utf-8")

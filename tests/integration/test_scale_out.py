@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 T0 = 1_795_300_000
 TWIN = [sys.executable, "-m", "twin.cli"]
 STEPS = 90
+LEARNING_TICKS = 3
 
 
 def _plant(tmp_path: Path, site: str) -> Path:
@@ -30,9 +31,11 @@ def _plant(tmp_path: Path, site: str) -> Path:
     return p
 
 
-def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*TWIN, *args], env=env_with_venv() | (env or {}), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+def _start(args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """A service with its log in a file of ``logs`` (a pipe nobody reads would fill and block it)."""
+    logs.mkdir(exist_ok=True)
+    with open(logs / f"{len(list(logs.iterdir())):02d}-{args[1]}.log", "wb") as err:
+        return subprocess.Popen([*TWIN, *args], env=env_with_venv() | env, stdout=subprocess.DEVNULL, stderr=err)
 
 
 @dataclass
@@ -60,7 +63,8 @@ def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], heal
                      log: Path, speed: str = "max", kill_after_s: float | None = None) -> list[dict]:  # type: ignore[type-arg]
     """The PlantStates of a replay of ``log`` through ``services``; with ``kill_after_s``, the first service is
     SIGKILLed that long into the replay and a replacement (the same command line) started at once."""
-    procs = [_start(a, broker.env) for a in services]
+    logs = log.parent / f"logs-{site}"
+    procs = [_start(a, broker.env, logs) for a in services]
     try:
         for h in health:
             asyncio.run(collect(broker.port, f"stargate/{site}/twin/health/{h}", lambda ms: ms[-1][1] == b"online",
@@ -72,7 +76,7 @@ def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], heal
                 broker.port, f"stargate/{site}/twin/state",
                 lambda ms: bool(ms) and json.loads(ms[-1][1])["ts"] >= want, 90))
             await asyncio.sleep(0.5)
-            chaos = asyncio.create_task(_kill_and_replace(procs, services[0], broker.env, kill_after_s))
+            chaos = asyncio.create_task(_kill_and_replace(procs, services[0], broker.env, logs, kill_after_s))
             r = await asyncio.to_thread(subprocess.run, [*TWIN, "replay", str(log), "--broker", broker.url,
                                                          "--speed", speed, "--site", site, "--keep-source",
                                                          # the shared broker has Mosquitto's stock queue
@@ -95,22 +99,26 @@ def _states_of_a_run(broker: _Broker, site: str, services: list[list[str]], heal
 
 
 async def _kill_and_replace(procs: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str],
-                            after_s: float | None) -> None:
+                            logs: Path, after_s: float | None) -> None:
     if after_s is None:
         return
     await asyncio.sleep(after_s)
     procs[0].kill()  # SIGKILL: no snapshot on the way out, no DISCONNECT
     await asyncio.to_thread(procs[0].wait, 10)
-    procs[0] = _start(args, env)  # the same halls, data dir and client id: it takes the partition's session over
+    procs[0] = _start(args, env, logs)  # the same halls, data dir and client id: it takes the partition's session over
 
 
 def _compare(single: list[dict], scaled: list[dict]) -> int:  # type: ignore[type-arg]
-    """How many ticks the two runs share, asserting that each is the same PlantState."""
+    """How many ticks the two runs share, asserting that each is the same PlantState.
+
+    The first ticks are left out: the ordered tick clock learns its kinds from the first messages, so whether
+    the first windows close before a kind's first message arrives is a race (NATS delivers a subscription's
+    messages apart from the others'), in one run as in the other."""
     by_ts = {s["ts"]: s for s in single}
     compared = 0
     for s in scaled:
         ref = by_ts.get(s["ts"])
-        if ref is None:
+        if ref is None or s["ts"] < T0 + LEARNING_TICKS:
             continue
         compared += 1
         for key, value in ref.items():
@@ -132,10 +140,10 @@ def _log(tmp_path: Path) -> Path:
     return log
 
 
-# On the NATS cluster this does not hold yet: after the takeover (the hold engaged, the session resumed) the
-# PlantStates of the ~15 ticks around the kill differ from one worker's (fewer messages in some, h1's GPUs
-# stale in others), though none is late or duplicated by seq. Found, not solved: see the #17 note.
-@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+# On the NATS cluster the replacement's session resumes and holds its windows for NATS' late redeliveries; the
+# replay (paced by the PlantStates) waits meanwhile, so the h2 worker idles and publishes heartbeats ahead of its
+# telemetry: the aggregator must take h2's real states when they come (tests/unit/test_aggregator.py).
+@pytest.mark.parametrize("broker", ["mosquitto", "nats-cluster"], indirect=True)
 def test_a_killed_hall_worker_is_replaced_and_nothing_is_lost(broker: _Broker, site: str, tmp_path: Path) -> None:
     """SIGKILL the h1 worker 4 s into a replay at 10x; its replacement restores its snapshot and journal and
     takes the partition's session over: the PlantStates equal one worker's, tick by tick."""
@@ -153,7 +161,7 @@ def test_a_killed_hall_worker_is_replaced_and_nothing_is_lost(broker: _Broker, s
         ["run", "aggregate", "--plant", str(p2), *env, "--no-snapshot"],
     ], ["state-halls-h1", "state-halls-h2", "aggregate"], log, speed="10", kill_after_s=4)
     assert (tmp_path / "h1").is_dir() and any((tmp_path / "h1").rglob("*.npz")), "the worker saved no snapshot"
-    assert _compare(single, scaled) >= STEPS - 5
+    assert _compare(single, scaled) >= STEPS - LEARNING_TICKS - 5
     last = scaled[-1]
     assert last["seq_gaps"] == 0 and last["msgs_rejected"] == 0, last
 
@@ -171,4 +179,4 @@ def test_two_hall_workers_and_the_aggregator_equal_one_worker(broker: _Broker, s
         ["run", "aggregate", "--plant", str(p2), *common],
     ], ["state-halls-h1", "state-halls-h2", "aggregate"], log)
 
-    assert _compare(single, scaled) >= STEPS - 5  # every tick of the run, but for the very first windows
+    assert _compare(single, scaled) >= STEPS - LEARNING_TICKS - 5  # every tick but the first windows'

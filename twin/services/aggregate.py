@@ -5,6 +5,14 @@ the feeders, exchangers and weather station itself (through an inner state servi
 publishes no states of its own, only its alarms and dead letters) and joins everything by
 event time: the PlantState for time T goes out once the plant-level window T has closed
 and every hall's HallState and its worker's WorkerState for T have arrived.
+
+A worker that heard nothing for a while publishes heartbeats (``heartbeat`` true) ahead of
+its telemetry; when that telemetry comes after all (a replay that paused, a broker that
+held its backlog), the worker publishes the real states of the same times. So a heartbeat
+completes tick T only while its worker stays silent: once T is otherwise complete, the
+aggregator waits for the worker's next message, and takes T from the heartbeat if that
+is another heartbeat (the worker is still idle: a hall cut off shows as stale at once)
+and from the real state if the worker is catching up.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -29,6 +38,15 @@ __all__ = ["AggregatorService"]
 log = logging.getLogger("twin.live.aggregate")
 
 MAX_PENDING = 600  # tick times held while waiting for the rest (bounded)
+
+_S = TypeVar("_S", HallState, WorkerState)
+
+
+def _keep_real(at: dict[str, _S], key: str, state: _S) -> None:
+    """Store ``state``, unless it is a heartbeat and a real state of the same tick is there already."""
+    held = at.get(key)
+    if held is None or held.heartbeat or not state.heartbeat:
+        at[key] = state
 
 
 class AggregatorService:
@@ -50,6 +68,9 @@ class AggregatorService:
         self._bus: Bus | None = None
         self._hall_ids = set(plant.hall_ids)
         self._prefix = self.topics.twin_prefix
+        self._arrivals = 0  # worker and hall states received, in order
+        self._heartbeat_at: dict[str, int] = {}  # worker -> arrival number of its newest heartbeat
+        self._waiting_since: dict[float, int] = {}  # tick -> arrival number when only heartbeats were missing
 
     def progress_line(self, now: float) -> str:
         line = (f"aggregate: {self.inner.model.counters.msgs_in:,} plant-level messages in, {self.emitted:,} plant "
@@ -82,10 +103,13 @@ class AggregatorService:
             if topic.startswith(self._prefix + "state/"):
                 h = HallState.model_validate_json(payload)
                 if h.hall in self._hall_ids:
-                    self.halls_at.setdefault(h.ts, {})[h.hall] = h
+                    _keep_real(self.halls_at.setdefault(h.ts, {}), h.hall, h)
             elif topic.startswith(self._prefix + "worker/"):
                 w = WorkerState.model_validate_json(payload)
-                self.workers_at.setdefault(w.ts, {})[w.worker] = w
+                self._arrivals += 1
+                if w.heartbeat:
+                    self._heartbeat_at[w.worker] = self._arrivals
+                _keep_real(self.workers_at.setdefault(w.ts, {}), w.worker, w)
             else:
                 return
         except ValidationError as e:
@@ -103,7 +127,14 @@ class AggregatorService:
         halls = self.halls_at.get(t, {})
         workers = self.workers_at.get(t, {})
         owned = {h for w in workers.values() for h in w.halls}
-        return t in self.partial and self._hall_ids <= set(halls) and self._hall_ids <= owned
+        if not (t in self.partial and self._hall_ids <= set(halls) and self._hall_ids <= owned):
+            return False
+        idle = [w.worker for w in workers.values()
+                if w.heartbeat or any(halls[h].heartbeat for h in w.halls if h in halls)]
+        if not idle:
+            return True
+        since = self._waiting_since.setdefault(t, self._arrivals)
+        return all(self._heartbeat_at.get(w, 0) > since for w in idle)  # each still silent after T was ready
 
     def _try_emit(self) -> None:
         ready = [t for t in self.partial if self._complete(t)]
@@ -118,6 +149,8 @@ class AggregatorService:
             if self._bus is not None:
                 self._bus.publish_nowait(self.topics.state, state.model_dump_json().encode(), qos=1, retain=True)
         newest = max(ready)
+        for t in [t for t in self._waiting_since if t <= newest]:
+            del self._waiting_since[t]
         for d in (self.partial, self.halls_at, self.workers_at):
             for t in [t for t in d if t <= newest]:
                 if t not in ready and d is self.partial:
@@ -125,7 +158,7 @@ class AggregatorService:
                 del d[t]
 
     def _prune(self) -> None:
-        for d in (self.partial, self.halls_at, self.workers_at):
+        for d in (self.partial, self.halls_at, self.workers_at, self._waiting_since):
             while len(d) > MAX_PENDING:
                 del d[min(d)]
 

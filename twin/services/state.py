@@ -170,7 +170,7 @@ class StateService:
                            msgs_in=s.msgs_in, msgs_rejected=s.msgs_rejected, msgs_duplicate=s.msgs_duplicate,
                            msgs_late=s.msgs_late, seq_gaps=s.seq_gaps, msgs_dropped=s.msgs_dropped,
                            alarms_active=s.alarms_active,
-                           stale=[a for a in s.stale if a in self._own_assets])
+                           stale=[a for a in s.stale if a in self._own_assets], heartbeat=s.heartbeat)
 
     def _check_future(self, d: Decoded, received_ts: float) -> Decoded | Rejected:
         """Refuse event times too far ahead of the wall clock at receipt (old times pass: replays)."""
@@ -182,6 +182,8 @@ class StateService:
 
     def emit(self, ts: float, heartbeat: bool = False) -> PlantState:
         state, halls = self.model.snapshot(ts, integrate=not heartbeat)
+        if heartbeat:
+            halls = [h.model_copy(update={"heartbeat": True}) for h in halls]
         transitions = self.alarms.evaluate(self.model, state)
         dropped = self._bus.dropped if self._bus is not None else 0
         ok = np.array([True])
