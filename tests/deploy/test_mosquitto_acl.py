@@ -81,7 +81,9 @@ def test_the_sink_cannot_publish_telemetry_or_states(broker: MosquittoServer) ->
 def test_the_twin_accounts_do_their_jobs(broker: MosquittoServer) -> None:
     p = broker.port
     root = f"stargate/{SITE}"
-    for topic in ("twin/state", "twin/state/h1", "twin/alarm/coolant_hot", "twin/deadletter"):
+    for topic in ("twin/state", "twin/state/h1", "twin/alarm/coolant_hot", "twin/deadletter",
+                  # scale-out: a hall worker's state and health, the aggregator's health
+                  "twin/worker/halls-h1-h2", "twin/health/state-halls-h1-h2", "twin/health/aggregate"):
         assert asyncio.run(_passes(p, "state", f"{root}/{topic}", f"{root}/twin/state",
                                    health=f"{root}/twin/health/state")), topic
     assert not asyncio.run(_passes(p, "state", TELEMETRY, f"{root}/twin/state"))

@@ -6,6 +6,7 @@ in deploy/mosquitto/acl let the twin's own services work, not only probes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.bus.mqtt import Bus
+from tests.conftest import collect
 from tests.contract.test_models import VALID
 from tests.deploy.broker import PASSWORDS, password_env, start_repo_broker
 from tests.servers import MosquittoServer, env_with_venv
@@ -110,3 +112,35 @@ def test_the_forecast_account_lets_the_real_forecaster_come_online(broker: Mosqu
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_state_account_lets_hall_workers_and_the_aggregator_work(broker: MosquittoServer, tmp_path: Path) -> None:
+    """Scale-out under the repo's ACL (as on the NATS cluster, tests/deploy/test_nats_cluster_acl.py): two hall
+    workers and the aggregator under the state account publish their worker states, hall states and health; the
+    simulator under its own: a whole PlantState, and every service's health online."""
+    twin = [sys.executable, "-m", "twin.cli"]
+    env = env_with_venv() | {"TWIN_BROKER": broker.url}
+
+    def start(user: str, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*twin, *args, "--plant", str(SMALL)],
+                                env=env | {"TWIN_MQTT_USERNAME": user, "TWIN_MQTT_PASSWORD": PASSWORDS[user]},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+    services = {"state-halls-h1": start("state", "run", "state", "--halls", "h1", "--no-snapshot"),
+                "state-halls-h2": start("state", "run", "state", "--halls", "h2", "--no-snapshot"),
+                "aggregate": start("state", "run", "aggregate", "--no-snapshot")}
+    try:
+        deadline = time.monotonic() + 60
+        while not all(_online(broker, name) for name in services) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(_online(broker, name) for name in services), [(n, p.poll()) for n, p in services.items()]
+        services["sim"] = start("sim", "sim", "--speed", "1", "--duration", "60")
+        got = asyncio.run(collect(broker.port, f"stargate/{SITE}/twin/state",
+                                  lambda ms: bool(ms) and json.loads(ms[-1][1])["gpus_reporting"] == 32, 60,
+                                  username="viewer", password=PASSWORDS["viewer"]))
+        assert got and json.loads(got[-1][1])["gpus_reporting"] == 32, got[-1:]
+    finally:
+        for p in services.values():
+            p.terminate()
+        for p in services.values():
+            p.wait(15)
