@@ -23,7 +23,7 @@ def test_bench_scale_on_mosquitto_and_a_nats_cluster() -> None:
                        capture_output=True, text=True, timeout=900, env=env_with_venv(), cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
-    assert out["rack_messages"] == 1392
+    assert out["rack_messages"] == 1392 and out["stream_replicas"] == 3
     for engine in ("mosquitto", "nats_cluster_3"):
         run = out[engine]["workers_2"]
         assert run["msgs_per_s"] > 0 and run["received"] == run["expected"] == 1392, (engine, run)

@@ -224,11 +224,12 @@ class NatsServer(_ServerProcess):
 
 class NatsCluster:
     """Three (``n``) NATS servers clustered on loopback, JetStream on each, their MQTT gateways replicating
-    sessions and retained messages ``n`` times: ``start()``, ``nodes``, ``url`` (every node, comma-separated,
-    as ``TWIN_BROKER`` takes it), ``node_of(port)``."""
+    sessions and retained messages ``n`` times (or ``replicas``): ``start()``, ``nodes``, ``url`` (every node,
+    comma-separated, as ``TWIN_BROKER`` takes it), ``node_of(port)``."""
 
     def __init__(self, workdir: Path, n: int = 3, ack_wait_s: float | None = None,
-                 max_ack_pending: int | None = None, node: type[NatsServer] | None = None) -> None:
+                 max_ack_pending: int | None = None, node: type[NatsServer] | None = None,
+                 replicas: int | None = None) -> None:
         routes = [free_port() for _ in range(n)]
         self.ack_wait_s = ack_wait_s
         make = node or NatsServer  # a subclass may write another config (the repo's deploy/nats, in its tests)
@@ -236,7 +237,7 @@ class NatsCluster:
         self.login: tuple[str, str] | None = None
         self.ready_topic = "twin/ready"
         self.nodes = [make(Path(workdir) / f"n{i + 1}", route_port=routes[i],
-                                 routes=[p for j, p in enumerate(routes) if j != i], replicas=n,
+                                 routes=[p for j, p in enumerate(routes) if j != i], replicas=replicas or n,
                                  ack_wait_s=ack_wait_s, max_ack_pending=max_ack_pending)
                       for i in range(n)]
 
