@@ -4,7 +4,8 @@ The full phase 1 plant's rack messages (``--ticks`` rounds) are published as a b
 workers (each a process with the state service's whole receive path, its halls' partition) then drain it. The
 rate is the consumers' own, first to last message, over all of them. On the cluster the publishers write to
 node 1 and the workers read from node 2, so every message crosses the cluster. Then the plant at 1 Hz into
-one worker: publish-to-state latency, p50 and p99. All in the same run, on the same machine.
+1, 2 and 4 workers: publish-to-state latency, p50 and p99 (of the slowest worker: a tick is done when all
+are). All in the same run, on the same machine.
 
 The tenfold plant (``plants/tenfold.toml``) at 1 Hz is 16,263 messages/s; from the best per-worker rate
 measured here, the workers it needs (planned at half their rate, so that each catches up after an outage at
@@ -56,8 +57,12 @@ def _engine(pub_port: int, con_port: int, files: list[Path], total: int, counts:
     out: dict[str, Any] = {}
     for w in counts:
         out[f"workers_{w}"] = ingest.measure(con_port, "twin", files, total, w, pub_port=pub_port)
-    out["latency_1hz"] = ingest.latency(con_port, seconds, [
-        "consume", "latency", str(con_port), str(seconds * 1392), "", "live"], pub_port=pub_port)
+    for w in counts:  # the plant at 1 Hz into w hall workers (one: the whole-plant state service, as before)
+        consumers = [["consume", "latency", str(con_port), str(n), halls if w > 1 else "", "live"]
+                     for halls, n in ingest.hall_shares(w, seconds * 1392)]
+        out[f"latency_1hz_workers_{w}"] = ingest.latency(con_port, seconds, consumers[0], pub_port=pub_port,
+                                                         more=consumers[1:])
+    out["latency_1hz"] = out[f"latency_1hz_workers_{counts[0]}"]  # the first count's, as before
     return out
 
 
