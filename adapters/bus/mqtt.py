@@ -243,6 +243,8 @@ class Bus:
         # to a kept session).
         self.redelivery_wait_s = redelivery_wait_s
         self.resumed_at: float | None = None
+        self.refused: list[str] = []  # filters the broker refused when a resumed session subscribed again
+        self._resub_check: asyncio.Task[None] | None = None
         self.wait_for_broker = wait_for_broker
         self.stop = stop
         self.give_up_after_s = give_up_after_s
@@ -359,6 +361,16 @@ class Bus:
     def _tls_context(self) -> ssl.SSLContext | None:
         return tls_context(self.address.tls, self.ca_file, self.cert_file, self.key_file, str(self.address))
 
+    async def _check_resubscribed(self, subacks: list[tuple[str, asyncio.Future[Any]]]) -> None:
+        """The SUBACKs of a resumed session's subscriptions, read aside (its backlog comes first), so that a
+        refusal is said, not silently run with: the session's earlier ones stand, these do not."""
+        done, _ = await asyncio.wait([f for _, f in subacks], timeout=60) if subacks else (set(), set())
+        refused = [t for t, f in subacks if f in done and not f.cancelled() and f.exception() is None
+                   and _refused(f.result())]
+        if refused:
+            self.refused = refused
+            log.error("%s: %s", self.service, refused_line(str(self.address), refused, len(subacks)))
+
     def _tls_refused_first(self, exc: BaseException | None) -> bool:
         """A TLS failure on the first connection (certificate not verified, handshake refused) is a config error."""
         if not isinstance(exc, ssl.SSLError) or self._first is None or self._first.done():
@@ -421,10 +433,14 @@ class Bus:
                         # the broker kept the session: it sends the backlog before any SUBACK, so subscribe
                         # again without waiting (back-pressure may pause reading before the SUBACKs arrive)
                         self.queue.armed = True  # type: ignore[attr-defined]
+                        subacks: list[tuple[str, asyncio.Future[Any]]] = []
                         for topic in self.filters(client, v5):
                             _rc, mid = client._client.subscribe(topic, qos=1)
-                            if mid is not None:  # a future for aiomqtt's SUBACK callback, awaited by no one
-                                client._pending_subscribes[mid] = asyncio.get_running_loop().create_future()
+                            if mid is not None:  # a future for aiomqtt's SUBACK callback, checked aside
+                                fut = asyncio.get_running_loop().create_future()
+                                client._pending_subscribes[mid] = fut
+                                subacks.append((topic, fut))
+                        self._resub_check = asyncio.create_task(self._check_resubscribed(subacks))
                     else:
                         wanted = self.filters(client, v5)
                         refused = [t for t in wanted if _refused(await client.subscribe(t, qos=1))]
