@@ -124,6 +124,7 @@ def hall_state_line(site: str, s: HallState) -> str:
     parts = _fields_of(s, _HALL_FIELDS)
     if not parts:
         raise ValueError("hall_state: a line needs at least one field")
+    parts.append("heartbeat=" + ("true" if s.heartbeat else "false"))  # as plant_state: the tick replaces it
     return f"hall_state,hall={_tag(s.hall)},site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
 
 
