@@ -1,27 +1,33 @@
 # One image for every service of the twin: `twin run state|sink|forecast`, `twin sim`, `twin replay`,
 # `twin adapter dcgm|modbus|opcua`, and `twin up` (the default command). See README, Deploy.
 #   docker build -t stargate-twin .
+# Where no registry image can be pulled (an air-gapped plant network, the project's test machines), build on
+# a Debian base made from Debian's packages (scripts/podman-base) and keep the healthcheck (docker format):
+#   podman build --format docker --build-arg BASE_IMAGE=localhost/twin-base:bookworm -t stargate-twin .
+# The base must give `python` 3.11+ with venv. Python packages come from deploy/requirements.lock only
+# (exact versions and hashes; scripts/lock rewrites it), so two builds of one commit install the same code.
+ARG BASE_IMAGE=python:3.11-slim
 
-# ---- builder: wheels for the twin and its dependencies (compilers stay in this stage)
-FROM python:3.11-slim AS builder
+# ---- builder: the runtime's virtual environment, from the lock file (hashes checked) and the twin's wheel
+FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY deploy/requirements.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY twin twin
 COPY adapters adapters
 COPY sims sims
-RUN pip wheel --wheel-dir /wheels ".[adapters,forecast]"
-# The runtime's virtual environment, installed from those wheels only; pip itself is left out.
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels "stargate-twin[adapters,forecast]" \
+# The twin itself without its dependencies (they are all in the lock: pip check fails the build if not);
+# then pip leaves the venv.
+RUN /opt/venv/bin/pip install --no-deps . \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall -y pip setuptools wheel \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
 # ---- runtime: slim Python, the venv, the plant files; no compiler, no pip, not root
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
