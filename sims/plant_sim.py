@@ -168,7 +168,8 @@ class PlantSim:
         share = hy.available_mw / avail_total if avail_total > 0 else ratings / ratings.sum()
         return SimFrame(
             ts=ts, gpu_power_w=p_gpu, gpu_util=u, gpu_temp_c=self.t_gpu, aux_power_w=aux,
-            cdu_supply_c=cdu.supply_c, cdu_return_c=cdu.return_c, cdu_flow_lps=cdu.flow_lps,
+            cdu_supply_c=cdu.supply_c, cdu_flow_lps=cdu.flow_lps,
+            cdu_return_c=cdu.return_c if o.cdu_return_offset_k is None else cdu.return_c + o.cdu_return_offset_k,
             cdu_pump_kw=cdu.pump_w / 1000.0,
             feeder_available_mw=hy.available_mw, feeder_import_mw=facility_mw * share,
             frequency_hz=hy.frequency_hz, price_eur_mwh=hy.price_eur_mwh, reservoir_pct=hy.reservoir_pct,

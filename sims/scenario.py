@@ -64,6 +64,15 @@ class PumpFailure(_Event):
     flow_fraction: float = Field(default=0.1, ge=0, le=1)
 
 
+class SensorDrift(_Event):
+    """A CDU's return temperature sensor reads ``offset_k`` off (the loop itself is healthy): the heat its meter
+    reports no longer balances the racks' power, which the twin's energy-balance residual is there to catch."""
+
+    kind: Literal["sensor_drift"]
+    cdu: str
+    offset_k: float = Field(ge=-20, le=20)
+
+
 class HydroCurtailment(_Event):
     """The hydro supply can deliver only ``available_mw`` (in total, or through ``feeder``)."""
 
@@ -103,7 +112,7 @@ class FrequencyExcursion(_Event):
 
 
 Event = Annotated[
-    PumpFailure | HydroCurtailment | PowerCap | OfftakerOutage | WeatherShift | FrequencyExcursion,
+    PumpFailure | SensorDrift | HydroCurtailment | PowerCap | OfftakerOutage | WeatherShift | FrequencyExcursion,
     Field(discriminator="kind"),
 ]
 
@@ -125,7 +134,7 @@ class Scenario(BaseModel):
         """Every asset an event names must exist in ``plant``; raise ConfigError (one line) if not."""
         pre = f"{where}: " if where else ""
         for i, e in enumerate(self.events):
-            if isinstance(e, PumpFailure) and e.cdu not in plant.cdu_index:
+            if isinstance(e, PumpFailure | SensorDrift) and e.cdu not in plant.cdu_index:
                 raise ConfigError(f"{pre}events[{i}].cdu: unknown CDU {e.cdu!r} in plant {plant.site.name!r} "
                                   f"(e.g. {plant.cdu_ids[0]!r})")
             if isinstance(e, OfftakerOutage) and e.exchanger not in plant.exchanger_ids:
@@ -171,6 +180,7 @@ class Overrides:
     """What the scenario's events impose at one instant (defaults: nothing)."""
 
     cdu_flow_cap: np.ndarray | None = None  # per CDU, fraction of design flow (inf: no cap)
+    cdu_return_offset_k: np.ndarray | None = None  # per CDU, error of the reported return temperature, K
     available_mw: float | None = None  # total hydro availability
     feeder_available_mw: dict[int, float] | None = None
     it_cap_mw: float | None = None
@@ -218,6 +228,10 @@ class Timeline:
                     o.cdu_flow_cap = np.full(len(p.cdu_ids), np.inf)
                 i = p.cdu_index[e.cdu]
                 o.cdu_flow_cap[i] = min(o.cdu_flow_cap[i], e.flow_fraction)
+            elif isinstance(e, SensorDrift):
+                if o.cdu_return_offset_k is None:
+                    o.cdu_return_offset_k = np.zeros(len(p.cdu_ids))
+                o.cdu_return_offset_k[p.cdu_index[e.cdu]] += e.offset_k
             elif isinstance(e, HydroCurtailment):
                 if e.feeder is None:
                     o.available_mw = e.available_mw if o.available_mw is None else min(o.available_mw,

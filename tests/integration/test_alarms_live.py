@@ -1,5 +1,6 @@
 """Alarms through a real Mosquitto: a simulated pump failure raises them for the right CDU and racks, and
-they clear after it ends; a restart from a snapshot resumes with the same totals."""
+they clear after it ends; a drifting return sensor raises its CDU's energy residual alone; a restart from a
+snapshot resumes with the same totals."""
 
 from __future__ import annotations
 
@@ -66,7 +67,10 @@ def test_pump_failure_raises_and_clears_the_right_alarms(mosquitto: MosquittoSer
     raised = {json.loads(p)["alarm_id"] for _, p, _ in seen if p and json.loads(p)["active"]}
     cleared = {json.loads(p)["alarm_id"] for _, p, _ in seen if p and not json.loads(p)["active"]}
     emptied = {t.rsplit("/", 1)[-1] for t, p, _ in seen if not p}
-    assert {"flow_low-h1-cdu02", "energy_residual-h1-cdu02", "coolant_return_high-h1-cdu02"} <= raised
+    assert {"flow_low-h1-cdu02", "coolant_return_high-h1-cdu02"} <= raised
+    # the loop's energy balance still holds (the heat the pumps no longer carry is stored in the loop, as its
+    # rising return): the residual, which looks for heat that does not add up, stays quiet
+    assert not any(a.startswith("energy_residual-") for a in raised)
     hot = {a for a in raised if a.startswith("gpu_temp_high-")}
     assert hot and hot <= {f"gpu_temp_high-h1-r{n:03d}" for n in range(7, 13)}  # only the failed CDU's racks
     assert not any("cdu01" in a or any(f"r{n:03d}" in a for n in range(1, 7)) for a in raised)
@@ -76,6 +80,28 @@ def test_pump_failure_raises_and_clears_the_right_alarms(mosquitto: MosquittoSer
     first = json.loads(next(p for _, p, _ in seen if p and json.loads(p)["alarm_id"] == "flow_low-h1-cdu02"))
     assert first["asset"] == "coolant/h1-cdu02" and first["value"] < first["threshold"] == 0.5
     assert T0 + 120 <= first["ts"] <= T0 + 140
+
+
+def test_a_drifting_return_sensor_raises_the_energy_residual_of_its_cdu_alone(mosquitto: MosquittoServer,
+                                                                              site: str, tmp_path: Path) -> None:
+    plant = mini_plant(tmp_path, site)
+    scenario = parse_scenario({"name": "drift", "plant": "mini", "start": T0, "events": [
+        {"at": "3m", "kind": "sensor_drift", "cdu": "h1-cdu02", "offset_k": 4.0, "duration": "8m"}]})
+    state = StateService(plant)
+    sim = SimService(plant, start_ts=T0, step_s=5.0, speed=400.0, scenario=scenario)
+    seen = asyncio.run(_run(mosquitto, site, plant, state, sim, 1200.0))
+
+    alarms = [json.loads(p) for _, p, _ in seen if p]
+    raised = {a["alarm_id"] for a in alarms if a["active"]}
+    cleared = {a["alarm_id"] for a in alarms if not a["active"]}
+    # a return 4 K high on a 10 K design rise: the meter shows ~40 % more heat than the racks make
+    assert raised == {"energy_residual-h1-cdu02"}, raised
+    first = next(a for a in alarms if a["active"])
+    assert first["value"] > 0.3 and first["threshold"] == plant.alarms.residual_high_fraction
+    # on-delay: raised a debounce after the drift began, not before
+    on_at = T0 + 180 + plant.alarms.residual_debounce_s
+    assert on_at <= first["ts"] <= on_at + 30
+    assert cleared == raised  # the sensor reads true again after 8 minutes
 
 
 def test_restart_from_a_snapshot_resumes_with_the_same_totals(own_mosquitto: MosquittoServer, site: str,

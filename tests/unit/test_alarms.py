@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.unit.test_state import T0, feed, rack, site_messages
+from twin.contract import HallState
 from twin.live.alarms import AlarmBank, AlarmRule
 from twin.live.decode import Decoder
 from twin.live.plant_alarms import PlantAlarms
@@ -84,12 +85,26 @@ def test_gpu_temp_excess_by_hand() -> None:
 
 def test_virtual_sensors_on_the_small_plant(small_plant: Plant) -> None:
     model, dec = StateModel(small_plant), Decoder(small_plant)
-    feed(model, dec, *site_messages(T0))
-    feed(model, dec, rack("stargate/tiny/gpu/h1/h1-r002", T0, 0, [600.0] * 4, 100.0, temp=60.0))
-    _, halls = model.snapshot(T0)
-    # CDU h1-cdu01 serves h1-r001 (1,500 W) and h1-r002 (2,500 W): expected 0.9 * 4,000 = 3,600 W;
-    # measured 4,000 W -> residual +1/9
+
+    def at(ts: float, seq: int) -> list[HallState]:
+        feed(model, dec, *site_messages(ts, seq=seq))
+        feed(model, dec, rack("stargate/tiny/gpu/h1/h1-r002", ts, seq, [600.0] * 4, 100.0, temp=60.0))
+        return model.snapshot(ts)[1]
+
+    # CDU h1-cdu01 serves h1-r001 (1,500 W) and h1-r002 (2,500 W): expected 0.9 * 4,000 = 3,600 W into the loop;
+    # its meter: 0.1 L/s * 1000 kg/m3 * 4000 J/kgK = 400 W/K over a 10 K rise = 4,000 W.
+    at(T0, 0)
     assert model.cdu_expected_w[0] == pytest.approx(3600.0)
+    # the expectation starts from the loop as it is (40 C return): no residual yet
+    assert model.cdu_residual[0] == pytest.approx(0.0)
+    # one loop time constant later (V / V_dot = 0.8 m3 / 0.1 L/s = 8,000 s), by physics (3) with inertia:
+    # T_r = 40 + (3600 / 3.2e6 - 1.25e-4 * 10) * (1 - e^-1) / 1.25e-4 = 40 - 0.632121 = 39.367879 C,
+    # so the healthy loop's meter would show 400 * 9.367879 = 3,747.15 W
+    at(T0 + 8000, 1)
+    assert model.cdu_expected_return_c[0] == pytest.approx(39.367879, abs=1e-6)
+    assert model.cdu_residual[0] == pytest.approx(4000 / 3747.1516 - 1, rel=1e-5)
+    # in balance (20 time constants on): expected 3,600 W, measured 4,000 W -> residual +1/9
+    halls = at(T0 + 8000 + 160_000, 2)
     assert model.cdu_residual[0] == pytest.approx(4000 / 3600 - 1)
     assert halls[0].energy_residual_cdu == "h1-cdu01"
     assert halls[0].energy_residual_max == pytest.approx(4000 / 3600 - 1)
@@ -104,10 +119,13 @@ def test_virtual_sensors_on_the_small_plant(small_plant: Plant) -> None:
 def test_plant_alarms_fire_for_the_right_assets(small_plant: Plant) -> None:
     model, dec, alarms = StateModel(small_plant), Decoder(small_plant), PlantAlarms(small_plant)
     fired: list[tuple[str, bool]] = []
-    for k in range(65):  # the residual alarm's on-delay is 60 s
-        ts = T0 + k
+    for k in range(65):
+        # the loop's time constant here is 8,000 s (0.8 m3 at 0.1 L/s): the residual builds up over hours
+        ts = T0 + 1000.0 * k
         msgs = site_messages(ts, seq=k)
         msgs[0] = rack("stargate/tiny/gpu/h1/h1-r001", ts, k, [100.0, 200.0, 300.0, 400.0], 500.0, temp=90.0)
+        # the CDU's other rack, idle: a CDU's residual waits until every rack it serves has been heard
+        msgs.append(rack("stargate/tiny/gpu/h1/h1-r002", ts, k, [0.0] * 4, 0.0, temp=30.0))
         feed(model, dec, *msgs)
         s, _ = model.snapshot(ts)
         fired += [(a.alarm_id, a.active) for a in alarms.evaluate(model, s)]

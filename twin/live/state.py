@@ -139,6 +139,7 @@ class StateModel:
         self.cdu_heat_w = np.zeros(n_c)
         self.cdu_expected_w = np.zeros(n_c)
         self.cdu_expected_flow_lps = np.zeros(n_c)
+        self.cdu_expected_return_c = np.full(n_c, np.nan)  # a healthy loop's return temperature, C
         self.cdu_expected_lag_w = np.full(n_c, np.nan)  # what a healthy loop's meter shows, W
         self._vs_ts: float | None = None
         self.cdu_residual = np.full(n_c, np.nan)
@@ -333,12 +334,22 @@ class StateModel:
             self.cdu_expected_w, cool.design_delta_t_k, c.density_kg_m3, c.cp_j_kgk)
         dt = 0.0 if self._vs_ts is None else max(ts - self._vs_ts, 0.0)
         self._vs_ts = ts if self._vs_ts is None else max(ts, self._vs_ts)
-        lag = virtual_sensors.cdu_expected_heat_lagged_w(self.cdu_expected_lag_w, self.cdu_expected_w,
-                                                          self.cdu_expected_flow_lps, cool.loop_volume_m3, dt)
-        self.cdu_expected_lag_w = np.where(np.isnan(self.cdu_expected_lag_w), self.cdu_expected_w, lag)
-        min_w = p.alarms.residual_min_load_fraction * cool.cdu_capacity_kw * 1000.0
         seen_c = np.isfinite(self.cdu_ts)
-        self.cdu_residual = np.where(seen_c, virtual_sensors.energy_residual(
+        # a CDU's expectation starts once it and every rack it serves have been heard (before that the racks
+        # not yet heard count as 0 W and the residual would lie), from the loop as it is: the measured return.
+        # A loop whose balance is off at that moment drifts away from it with the loop's time constant
+        # V / V_dot (one to three minutes at phase 1's flows), and its residual shows then.
+        racks_unheard = np.bincount(p.rack_cdu, weights=~np.isfinite(self.rack_ts), minlength=n_c)
+        ready = seen_c & (racks_unheard == 0)
+        tr = virtual_sensors.cdu_expected_return_c(self.cdu_expected_return_c, self.cdu_supply_c,
+                                                   self.cdu_expected_w, self.cdu_flow_lps, cool.loop_volume_m3,
+                                                   c.density_kg_m3, c.cp_j_kgk, dt)
+        tr = np.where(np.isnan(self.cdu_expected_return_c), self.cdu_return_c, tr)
+        self.cdu_expected_return_c = np.where(ready, tr, np.nan)
+        self.cdu_expected_lag_w = physics.heat_to_liquid_w(self.cdu_flow_lps, self.cdu_expected_return_c,
+                                                           self.cdu_supply_c, c.density_kg_m3, c.cp_j_kgk)
+        min_w = p.alarms.residual_min_load_fraction * cool.cdu_capacity_kw * 1000.0
+        self.cdu_residual = np.where(ready, virtual_sensors.energy_residual(
             self.cdu_heat_w, self.cdu_expected_lag_w, max(min_w, 1e-9)), np.nan)
         seen_r = np.isfinite(self.rack_ts) & seen_c[p.rack_cdu]
         excess = virtual_sensors.gpu_temp_excess_k(self.gpu_temp_c, self.gpu_power_w,

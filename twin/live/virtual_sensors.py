@@ -1,8 +1,9 @@
 """Virtual sensors: what is not measured, derived from what is, with the shared physics.
 
 Pure numpy over the state arrays. Per CDU: the heat carried to liquid (from flow and
-loop rise), the heat expected from the power of the racks it serves, the residual
-between them (a drifting sensor, a leak, a fouled cold plate, a failing pump), and
+loop rise), the heat expected from the power of the racks it serves (put through the loop's energy balance
+with the CDU's measured flow), the residual between them (a drifting sensor, heat that does not reach the
+loop: a fouled cold plate, a leak), and
 the flow the CDU should run. Per GPU: the temperature expected from coolant supply
 and power (plant.md physics (4)) against the reported one.
 """
@@ -15,8 +16,8 @@ from twin import physics
 
 __all__ = [
     "cdu_expected_flow_lps",
-    "cdu_expected_heat_lagged_w",
     "cdu_expected_heat_w",
+    "cdu_expected_return_c",
     "energy_residual",
     "gpu_temp_excess_k",
 ]
@@ -28,18 +29,24 @@ def cdu_expected_heat_w(rack_power_w: np.ndarray, rack_cdu: np.ndarray, n_cdu: i
     return liquid_fraction * np.bincount(rack_cdu, weights=rack_power_w, minlength=n_cdu)
 
 
-def cdu_expected_heat_lagged_w(previous_w: np.ndarray, expected_w: np.ndarray, expected_flow_lps: np.ndarray,
-                               loop_volume_m3: float, dt_s: float) -> np.ndarray:
-    """Heat a healthy loop would show at its CDU meter now, W: the expected heat through the loop's lag.
+def cdu_expected_return_c(previous_c: np.ndarray, supply_c: np.ndarray, expected_heat_w: np.ndarray,
+                          flow_lps: np.ndarray, loop_volume_m3: float, density_kg_m3: float, cp_j_kgk: float,
+                          dt_s: float) -> np.ndarray:
+    """Return temperature a healthy loop would have now, C: physics (3) with the loop's inertia
+    (:func:`twin.physics.loop_return_step_c`), driven by the heat the racks put in (``expected_heat_w``) and the
+    CDU's own measured flow and supply temperature, from ``previous_c`` over ``dt_s``.
 
-    With flow held, physics (3) with inertia makes the metered heat ``rho cp V_dot (T_r - T_s)`` a
-    first-order lag of the heat put in, with the residence time ``tau = V_loop / V_dot`` as time
-    constant. Training jobs swing rack power at 0.2-3 Hz; the meter sees them smoothed, so the
-    residual compares like with like. ``tau`` uses the flow the load needs (a healthy loop),
-    clipped to 1..600 s.
+    Why the measured flow: the CDUs hold the loop rise near design by moving the flow with the load, so when a
+    job ends the metered heat ``rho cp V_dot (T_r - T_s)`` follows the racks within the flow controller's lag
+    (~15 s), not the loop's residence time ``V / V_dot`` (~100-200 s). A lag of the expected heat with the
+    residence time as its time constant, as first written, assumed the flow held: after every job step the
+    metered heat had fallen while the lagged expectation had not, and the residual read 0.3-0.9 for minutes
+    (issue #20's bursts of ``energy_residual`` alarms in normal operation). Integrating the same energy
+    balance the loop obeys, with what the CDU measures, leaves in the residual only what breaks the balance:
+    heat that does not reach the loop, or a sensor that reads wrong.
     """
-    tau = np.clip(loop_volume_m3 / np.maximum(expected_flow_lps / 1000.0, 1e-9), 1.0, 600.0)
-    return physics.first_order_step(previous_w, expected_w, tau, dt_s)
+    return physics.loop_return_step_c(previous_c, supply_c, expected_heat_w, flow_lps, loop_volume_m3,
+                                      density_kg_m3, cp_j_kgk, dt_s)
 
 
 def cdu_expected_flow_lps(expected_heat_w: np.ndarray, design_delta_t_k: float, density_kg_m3: float,
