@@ -1,15 +1,23 @@
 #!/bin/sh
 # The InfluxDB tokens the stack's services use, made by the influx-tokens service (image influxdb:2)
-# with the admin token from .env, at every start, into the influx-tokens volume ($TOKENS_DIR):
+# with the admin token (its secret file, INFLUX_TOKEN_FILE), at every start, into the influx-tokens volume ($TOKENS_DIR):
 #   sink.token     write-only to the bucket (the sink)          owner uid 10001 (the twin image's user)
 #   grafana.token  read-only from the bucket (Grafana's data source)  owner uid 472 (Grafana's user)
 # A token is made once and kept while InfluxDB still knows it (its id is saved next to it); it is made
 # again when missing, deleted in InfluxDB, or when ROTATE=1 (the old one is then deleted).
 # InfluxDB makes token values itself (its API takes no chosen value), which is why they live in a
-# volume and not in .env. Needs INFLUX_HOST, INFLUX_TOKEN (admin), INFLUX_ORG, INFLUX_BUCKET.
+# volume and not in a secret file. Needs INFLUX_HOST, INFLUX_TOKEN_FILE (or INFLUX_TOKEN: admin), INFLUX_ORG,
+# INFLUX_BUCKET.
 set -eu
 
 TOKENS_DIR=${TOKENS_DIR:-/tokens}
+if [ -n "${INFLUX_TOKEN_FILE:-}" ]; then
+    if [ ! -s "$INFLUX_TOKEN_FILE" ]; then
+        echo "influx-tokens: INFLUX_TOKEN_FILE: cannot read $INFLUX_TOKEN_FILE, or it is empty (run scripts/secrets)" >&2
+        exit 1
+    fi
+    INFLUX_TOKEN=$(cat "$INFLUX_TOKEN_FILE")
+fi
 : "${INFLUX_HOST:?}" "${INFLUX_TOKEN:?}" "${INFLUX_ORG:?}" "${INFLUX_BUCKET:?}"
 export INFLUX_HOST INFLUX_TOKEN INFLUX_ORG
 umask 077

@@ -19,16 +19,19 @@ NATS_CONF = REPO / "deploy" / "nats" / "nats.conf"
 #: the accounts deploy/nats/nats.conf has (compose-cluster.yml requires each password)
 NATS_ACCOUNTS = ("state", "forecast", "sink", "sim", "replay", "viewer")
 
-#: account -> password, as an operator would put them in .env (every optional account included).
+#: account -> password, as scripts/secrets would put them in the secret files (every optional account included);
+#: init.sh reads MQTT_PASSWORD_<ACCOUNT>_FILE, or else MQTT_PASSWORD_<ACCOUNT> (what these tests pass).
 PASSWORDS = {
     "state": "pw-state", "forecast": "pw-forecast", "sink": "pw-sink", "viewer": "pw-viewer", "sim": "pw-sim",
-    "replay": "pw-replay", "adapter-dcgm-h1": "pw-dcgm", "adapter-cdu-h1": "pw-modbus",
+    "replay": "pw-replay", "adapter-dcgm-h1-h4": "pw-dcgm-a", "adapter-dcgm-h5-h8": "pw-dcgm-b",
+    "adapter-cdu-h1": "pw-modbus",
     "adapter-meters": "pw-opcua", "grafana": "pw-grafana",
 }
 ENV_NAMES = {
     "state": "MQTT_PASSWORD_STATE", "forecast": "MQTT_PASSWORD_FORECAST", "sink": "MQTT_PASSWORD_SINK",
     "viewer": "MQTT_PASSWORD_VIEWER", "sim": "MQTT_PASSWORD_SIM", "replay": "MQTT_PASSWORD_REPLAY",
-    "adapter-dcgm-h1": "MQTT_PASSWORD_ADAPTER_DCGM", "adapter-cdu-h1": "MQTT_PASSWORD_ADAPTER_MODBUS",
+    "adapter-dcgm-h1-h4": "MQTT_PASSWORD_ADAPTER_DCGM_H1_H4", "adapter-dcgm-h5-h8": "MQTT_PASSWORD_ADAPTER_DCGM_H5_H8",
+    "adapter-cdu-h1": "MQTT_PASSWORD_ADAPTER_MODBUS",
     "adapter-meters": "MQTT_PASSWORD_ADAPTER_OPCUA", "grafana": "MQTT_PASSWORD_GRAFANA",
 }
 

@@ -101,8 +101,22 @@ def test_each_adapter_publishes_only_its_own_domain(broker: MosquittoServer) -> 
                                f"{root}/coolant/h1-cdu01", health=f"{root}/twin/health/adapter-cdu-h1"))
     assert not asyncio.run(_passes(p, "adapter-cdu-h1", TELEMETRY, f"{root}/coolant/h1-cdu01"))
     assert asyncio.run(_passes(p, "adapter-meters", f"{root}/heat/dh-narvik", f"{root}/hydro/feeder-a"))
-    assert not asyncio.run(_passes(p, "adapter-meters", f"{root}/twin/health/adapter-dcgm-h1",
+    assert not asyncio.run(_passes(p, "adapter-meters", f"{root}/twin/health/adapter-dcgm-h1-h4",
                                    f"{root}/hydro/feeder-a"))
+
+
+@pytest.mark.parametrize(("user", "own", "other"), [("adapter-dcgm-h1-h4", ["h1", "h4"], "h5"),
+                                                    ("adapter-dcgm-h5-h8", ["h5", "h8"], "h4")])
+def test_each_dcgm_adapter_publishes_only_its_halls_racks(broker: MosquittoServer, user: str, own: list[str],
+                                                          other: str) -> None:
+    p = broker.port
+    root = f"stargate/{SITE}"
+    marker = f"{root}/gpu/{own[0]}/{own[0]}-r001"
+    assert asyncio.run(_passes(p, user, f"{root}/gpu/{own[-1]}/{own[-1]}-r174", marker,
+                               health=f"{root}/twin/health/{user}"))
+    assert asyncio.run(_passes(p, user, f"{root}/twin/health/{user}/status", marker))
+    for topic in (f"gpu/{other}/{other}-r001", "coolant/h1-cdu01", "hydro/feeder-a", "twin/state"):
+        assert not asyncio.run(_passes(p, user, f"{root}/{topic}", marker)), topic
 
 
 @pytest.mark.parametrize("reader", ["grafana", "replay"])
@@ -142,6 +156,27 @@ def test_init_refuses_a_missing_required_password(tmp_path: Path) -> None:
     r = run_init(tmp_path / "auth", password_env({"MQTT_ACL_SRC": str(tmp_path / "no-acl")}))
     assert r.returncode == 1
     assert "no ACL at" in r.stderr
+
+
+def test_init_reads_each_password_from_its_file(tmp_path: Path) -> None:
+    """As compose runs it: MQTT_PASSWORD_<ACCOUNT>_FILE names the secret file (one trailing newline, as an editor
+    leaves it, is not part of the password); an unreadable file stops init with its variable's name."""
+    files = {}
+    for var, pw in password_env().items():
+        (tmp_path / var).write_text(f"{pw}-from-file\n")
+        files[f"{var}_FILE"] = str(tmp_path / var)
+    (tmp_path / "extra").write_text("alice:pw-alice bob:pw-bob")
+    server = start_repo_broker(tmp_path / "broker", {**files, "MQTT_EXTRA_USERS_FILE": str(tmp_path / "extra")})
+    try:
+        assert asyncio.run(_login(server.port, "sink", "pw-sink-from-file")) is None
+        assert asyncio.run(_login(server.port, "sink", "pw-sink")) is not None
+        assert asyncio.run(_login(server.port, "adapter-dcgm-h5-h8", "pw-dcgm-b-from-file")) is None
+        assert asyncio.run(_login(server.port, "bob", "pw-bob")) is None
+    finally:
+        server.stop()
+    r = run_init(tmp_path / "auth", {**files, "MQTT_PASSWORD_SINK_FILE": str(tmp_path / "no-such-file")})
+    assert r.returncode == 1
+    assert f"MQTT_PASSWORD_SINK_FILE: cannot read {tmp_path / 'no-such-file'}" in r.stderr
 
 
 def test_an_optional_account_left_empty_cannot_log_in(tmp_path: Path) -> None:
