@@ -1,4 +1,5 @@
-"""Real servers for integration tests: Mosquitto, NATS (JetStream + MQTT) and VictoriaMetrics, each its own process.
+"""Real servers for integration tests: Mosquitto, NATS (JetStream + MQTT), VictoriaMetrics and InfluxDB 1.x, each its
+own process.
 
 The launchers are the ones ``twin bench`` uses (:mod:`twin.bench.servers`): each server runs on a port the OS
 hands out, with its own config and data directory under the test's tmp dir, so a test can kill (SIGKILL) and
@@ -11,10 +12,18 @@ import os
 import sys
 from pathlib import Path
 
-from twin.bench.servers import MosquittoServer, NatsCluster, NatsServer, VictoriaMetricsServer, free_port, wait_port
+from twin.bench.servers import (
+    InfluxDB1Server,
+    MosquittoServer,
+    NatsCluster,
+    NatsServer,
+    VictoriaMetricsServer,
+    free_port,
+    wait_port,
+)
 
-__all__ = ["MosquittoServer", "NatsCluster", "NatsServer", "VictoriaMetricsServer", "env_with_venv", "free_port",
-           "wait_port"]
+__all__ = ["InfluxDB1Server", "MosquittoServer", "NatsCluster", "NatsServer", "VictoriaMetricsServer", "env_with_venv",
+           "free_port", "wait_port"]
 
 
 def env_with_venv() -> dict[str, str]:

@@ -5,6 +5,10 @@ Measurements (``docs/contract.md``): ``plant_state`` (tag ``site``),
 ``alarm`` (``site``, ``alarm_id``, ``severity``); optionally the downsampled raw
 telemetry mirror ``raw_{domain}`` (``site``, ``asset``, and ``hall`` for racks).
 
+Every function takes an optional ``scenario``: a what-if run's name, written as the tag
+``scenario`` on each of its lines so that its series never overwrite the live plant's (same
+site id); the live plant's lines carry no such tag (``None`` or ``""``), exactly as before.
+
 Every line carries an explicit nanosecond timestamp taken from the message (state
 ``ts``, forecast target ``ts``, alarm ``ts``, telemetry ``ts``), never the wall clock:
 same measurement, tags and timestamp overwrite in InfluxDB, so rewriting a line (a
@@ -113,23 +117,28 @@ def _tag(v: str) -> str:
     return v.translate(_TAG_ESC)
 
 
-def plant_state_line(site: str, s: PlantState) -> str:
+def _scenario(scenario: str | None) -> str:
+    """The ``scenario=NAME,`` tag (sorted before ``site``), or nothing for the live plant."""
+    return f"scenario={_tag(scenario)}," if scenario else ""
+
+
+def plant_state_line(site: str, s: PlantState, scenario: str | None = None) -> str:
     parts = _fields_of(s, _PLANT_FIELDS)
     parts.append(f"stale_count={len(s.stale)}i")
     parts.append("heartbeat=" + ("true" if s.heartbeat else "false"))  # always: a tick replaces its heartbeat
-    return f"plant_state,site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
+    return f"plant_state,{_scenario(scenario)}site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
 
 
-def hall_state_line(site: str, s: HallState) -> str:
+def hall_state_line(site: str, s: HallState, scenario: str | None = None) -> str:
     parts = _fields_of(s, _HALL_FIELDS)
     if not parts:
         raise ValueError("hall_state: a line needs at least one field")
     parts.append("heartbeat=" + ("true" if s.heartbeat else "false"))  # as plant_state: the tick replaces it
-    return f"hall_state,hall={_tag(s.hall)},site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
+    return f"hall_state,hall={_tag(s.hall)},{_scenario(scenario)}site={_tag(site)} {','.join(parts)} {ts_ns(s.ts)}"
 
 
-def forecast_lines(site: str, f: Forecast) -> list[str]:
-    head = f"forecast,model={_tag(f.model)},quantity={_tag(f.quantity)},site={_tag(site)} "
+def forecast_lines(site: str, f: Forecast, scenario: str | None = None) -> list[str]:
+    head = f"forecast,model={_tag(f.model)},quantity={_tag(f.quantity)},{_scenario(scenario)}site={_tag(site)} "
     issued = repr(float(f.issued_ts))
     skill = f",skill={_field(float(f.skill))}" if f.skill is not None and math.isfinite(f.skill) else ""
     out = []
@@ -140,22 +149,23 @@ def forecast_lines(site: str, f: Forecast) -> list[str]:
     return out
 
 
-def alarm_lines(site: str, a: Alarm) -> list[str]:
+def alarm_lines(site: str, a: Alarm, scenario: str | None = None) -> list[str]:
     fields: dict[str, object] = {"active": a.active, "value": a.value, "message": a.message,
                                  "threshold": a.threshold}
-    tags = {"site": site, "alarm_id": a.alarm_id, "severity": a.severity}
+    tags = {"site": site, "alarm_id": a.alarm_id, "severity": a.severity, "scenario": scenario or ""}
     if a.asset:
         tags["asset"] = a.asset
     return [line("alarm", tags, fields, ts_ns(a.ts))]
 
 
-def mirror_line(site: str, domain: str, asset: str, hall: str | None, msg: Telemetry) -> str:
+def mirror_line(site: str, domain: str, asset: str, hall: str | None, msg: Telemetry,
+                scenario: str | None = None) -> str:
     """The downsampled raw-telemetry mirror: ``raw_{domain}``, one line per kept message.
 
     A rack's per-GPU lists are summarised (``gpu_power_w_sum``, ``gpu_util_mean``,
     ``gpu_temp_max_c``, ``gpus``); every other numeric field is copied as is.
     """
-    tags = {"site": site, "asset": asset}
+    tags = {"site": site, "asset": asset, "scenario": scenario or ""}
     if hall:
         tags["hall"] = hall
     fields: dict[str, object] = {}
@@ -175,11 +185,11 @@ def mirror_line(site: str, domain: str, asset: str, hall: str | None, msg: Telem
     return line(f"raw_{domain}", tags, fields, ts_ns(msg.ts))
 
 
-def sink_stats_line(site: str, stats: BaseModel) -> str:
+def sink_stats_line(site: str, stats: BaseModel, scenario: str | None = None) -> str:
     """The sink's own stats (``SinkStats``) as a ``sink_stats`` point: its numeric and bool fields, at its ``ts``."""
     d = stats.model_dump()
     fields: dict[str, object] = {k: v for k, v in d.items() if k != "ts" and isinstance(v, int | float | bool)}
-    return line("sink_stats", {"site": site}, fields, ts_ns(float(d["ts"])))
+    return line("sink_stats", {"site": site, "scenario": scenario or ""}, fields, ts_ns(float(d["ts"])))
 
 
 # ---------------------------------------------------------------- strict parser

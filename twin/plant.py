@@ -33,6 +33,9 @@ class Site(_Cfg):
     latitude: float = Field(default=68.43, ge=-90, le=90)
     longitude: float = Field(default=17.43, ge=-180, le=180)
     contract_mw: float = Field(gt=0, description="contracted maximum draw at the utility meter, MW")
+    scenario: Annotated[str, StringConstraints(pattern=SITE_PATTERN)] | None = Field(
+        default=None, description="a what-if plant (not the live one): the sink writes every line with the tag "
+        "scenario=NAME, so that its series never overwrite the live plant's of the same site id")
 
 
 class Coolant(_Cfg):

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     sink_flush_s: float = Field(default=1.0, gt=0, description="longest a line waits before it is written, s")
     sink_stats_s: float = Field(default=60.0, ge=0, description="write the sink's own stats to InfluxDB (measurement "
                                 "sink_stats) every N s; 0: never")
+    scenario_tag: str | None = Field(
+        default=None, pattern=r"^([a-z0-9-]{1,32})?$", description="the sink's tag scenario=NAME on every line: "
+        "a what-if run's series kept apart from the live plant's; none: the plant file's [site] scenario; '': "
+        "the live plant (no tag)")
     tick_s: float = Field(default=1.0, gt=0, description="state period, seconds of event time")
     snapshot_every_s: float = Field(
         default=10.0, gt=0, description="state snapshot period (warm restart); each snapshot truncates the journal")

@@ -69,3 +69,12 @@ ensure() {
 
 ensure sink 10001 --write-bucket
 ensure grafana 472 --read-bucket
+
+# InfluxQL (Grafana's data source, through the v1 compatibility API) reads the bucket as the database
+# $INFLUX_BUCKET with retention policy autogen: the DBRP mapping, made once and kept
+if influx v1 dbrp list --db "$INFLUX_BUCKET" --hide-headers 2>/dev/null | grep -q "$bucket_id"; then
+    echo "influx-tokens: DBRP mapping $INFLUX_BUCKET/autogen kept"
+else
+    influx v1 dbrp create --db "$INFLUX_BUCKET" --rp autogen --bucket-id "$bucket_id" --default >/dev/null
+    echo "influx-tokens: DBRP mapping $INFLUX_BUCKET/autogen -> bucket $bucket_id made"
+fi

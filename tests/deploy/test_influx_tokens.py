@@ -49,6 +49,13 @@ elif args[:2] == ["auth", "list"]:
     print(f"{a['id']}\t{a['description']}\t{a['token']}\tadmin\tuser1\t{a['permissions']}")
 elif args[:2] == ["auth", "delete"]:
     state["auths"].pop(opt("--id"), None)
+elif args[:3] == ["v1", "dbrp", "list"]:  # ID, Database, Bucket ID, Retention Policy, Default, Organization ID
+    for i, d in enumerate(state.get("dbrps", [])):
+        if d["db"] == opt("--db"):
+            print(f"dbrp{i}\t{d['db']}\t{d['bucket']}\t{d['rp']}\t{str(d['default']).lower()}\t0000org1")
+elif args[:3] == ["v1", "dbrp", "create"]:
+    state.setdefault("dbrps", []).append({"db": opt("--db"), "rp": opt("--rp"), "bucket": opt("--bucket-id"),
+                                          "default": "--default" in args})
 else:
     save(); print("stub: unexpected command", args, file=sys.stderr); sys.exit(2)
 save()
@@ -122,3 +129,15 @@ def test_a_missing_bucket_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "bucket nope not found" in r.stderr
     assert not (Path(env["TOKENS_DIR"]) / "sink.token").exists()
+
+
+def test_the_influxql_mapping_of_the_bucket_is_made_once(tmp_path: Path) -> None:
+    """Grafana's InfluxQL queries reach the bucket through the v1 API's DBRP mapping: database twin, policy
+    autogen, made on the first run and kept after."""
+    env = _setup(tmp_path)
+    for _ in range(2):
+        r = _run(env)
+        assert r.returncode == 0, r.stderr
+    dbrps = _state(env)["dbrps"]
+    assert dbrps == [{"db": "twin", "rp": "autogen", "bucket": "0000bucket1", "default": True}]
+    assert "DBRP mapping twin/autogen kept" in r.stdout

@@ -1,5 +1,5 @@
 """Servers of the twin's own, each its own process on a free loopback port: Mosquitto, NATS (JetStream and its
-MQTT gateway) and VictoriaMetrics.
+MQTT gateway), VictoriaMetrics and InfluxDB 1.x (a real InfluxQL engine, for the dashboards' queries).
 
 The benchmarks (``twin bench ...``) and the test suite start them from here. Each server has its own config
 and data directory under a work directory, so that a caller can kill it (SIGKILL) and restart it on the same
@@ -25,12 +25,14 @@ from typing import Literal
 
 from twin.lineproto import ts_ns
 
-__all__ = ["MOSQUITTO", "NATS", "VICTORIA", "MosquittoServer", "NatsCluster", "NatsServer", "VictoriaMetricsServer",
-           "free_port", "mosquitto_server", "stop_process", "victoria_metrics", "victoria_timestamps", "wait_port"]
+__all__ = ["INFLUXD", "MOSQUITTO", "NATS", "VICTORIA", "InfluxDB1Server", "MosquittoServer", "NatsCluster",
+           "NatsServer", "VictoriaMetricsServer", "free_port", "mosquitto_server",
+           "stop_process", "victoria_metrics", "victoria_timestamps", "wait_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 HINT = "install it from Debian's packages (the README's test command, scripts/test, does it)"
 
 #: Mosquitto's queue limits: ``tuned`` as deploy/mosquitto (unlimited in flight, 1,000,000 queued),
@@ -362,6 +364,79 @@ class VictoriaMetricsServer(_ServerProcess):
         data = urllib.parse.urlencode({"match[]": match}).encode()
         with urllib.request.urlopen(f"{self.url}/api/v1/export", data=data, timeout=120) as r:
             return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+
+class InfluxDB1Server(_ServerProcess):
+    """InfluxDB 1.x (``influxd``, Debian's ``influxdb``): InfluxQL over ``/query``, line protocol over ``/write``.
+
+    Its own config with meta, data and WAL directories under the work directory, HTTP on a free loopback port,
+    the RPC (backup) service on another, no usage reporting; ready once ``/ping`` answers 204.
+    """
+
+    kill_timeout = 30.0
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        if not Path(INFLUXD).exists():
+            raise RuntimeError(f"influxd not found at {INFLUXD}: run scripts/test (it installs Debian's influxdb)")
+        super().__init__(workdir, port, "influxd.log")
+        self.rpc_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        w = self.workdir
+        return (f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
+                f'[meta]\n  dir = "{w / "meta"}"\n'
+                f'[data]\n  dir = "{w / "data"}"\n  wal-dir = "{w / "wal"}"\n  query-log-enabled = false\n'
+                f"[monitor]\n  store-enabled = false\n"
+                f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+                f"  max-body-size = 0\n")
+
+    def start(self) -> InfluxDB1Server:
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(self.config_text())
+        self._launch([INFLUXD, "-config", str(conf)], "influxd", timeout=30)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, urllib.error.URLError), \
+                    urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
+                if r.status == 204:
+                    return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise TimeoutError(f"influxd not answering /ping on {self.url}")
+
+    def query(self, q: str, db: str | None = None, epoch: str = "ms") -> dict[str, object]:
+        """One InfluxQL statement over ``/query``; the JSON answer (a failed statement raises, with its error)."""
+        params = {"q": q, "epoch": epoch, **({"db": db} if db else {})}
+        data = urllib.parse.urlencode(params).encode()
+        try:
+            with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=60) as r:
+                answer: dict[str, object] = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"influxd refused {q!r}: {e.read().decode(errors='replace').strip()}") from None
+        results = answer.get("results", [])
+        for res in results if isinstance(results, list) else []:
+            if isinstance(res, dict) and "error" in res:
+                raise RuntimeError(f"influxd: {res['error']}: {q}")
+        return answer
+
+    def write(self, db: str, body: bytes, precision: str = "ns") -> None:
+        """POST line protocol to ``/write?db=...&precision=...`` (204 expected)."""
+        url = f"{self.url}/write?{urllib.parse.urlencode({'db': db, 'precision': precision})}"
+        req = urllib.request.Request(url, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                if r.status != 204:
+                    raise RuntimeError(f"influxd /write answered {r.status}")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"influxd /write refused: {e.read().decode(errors='replace').strip()}") from None
 
 
 def victoria_timestamps(url: str, match: str, timeout: float = 120.0) -> list[int]:

@@ -155,11 +155,14 @@ def add_influx_options(p: argparse.ArgumentParser) -> None:
                                         "token from env TWIN_INFLUX_TOKEN or TWIN_INFLUX_TOKEN_FILE, never a flag)")
     p.add_argument("--influx-org", help="organisation (default stargate)")
     p.add_argument("--influx-bucket", help="bucket (default twin)")
+    p.add_argument("--scenario-tag", metavar="NAME",
+                   help="a what-if run: the sink tags every line scenario=NAME, apart from the live plant's series "
+                        "(env TWIN_SCENARIO_TAG; default: the plant file's [site] scenario; '': the live plant)")
 
 
 _SETTING_KEYS = ("plant", "tick_s", "log_level", "broker", "mqtt_username", "mqtt_ca_file", "mqtt_client_id",
                  "mqtt_session_expiry_s", "data_dir", "influx_url", "influx_org", "influx_bucket",
-                 "sink_mirror_s", "snapshot_every_s", "snapshot", "journal_fsync")
+                 "sink_mirror_s", "snapshot_every_s", "snapshot", "journal_fsync", "scenario_tag")
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Plant]:

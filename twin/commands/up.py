@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_influx_options(p)
     p.add_argument("--duration", type=duration(), help="stop by itself after this long: 90, 90s, 10m, 1h30m, 14d")
     p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
+    p.add_argument("--plant-time", dest="plant_time_s", type=duration(),
+                   help="stop once the simulator has run this much plant time, e.g. 1h with --speed 200 (a "
+                        "what-if of fixed length, however fast the machine)")
     p.add_argument("--seed", type=int, default=0, help="simulator seed")
     p.add_argument("--rack-every", type=int,
                    help=f"each rack reports every N steps (default 1 with --broker, {EMBEDDED_RACK_EVERY} embedded)")
@@ -113,7 +116,7 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
     tasks = [
         asyncio.create_task(state.run(state_bus), name="state"),
         asyncio.create_task(sink.run(sink_bus), name="sink"),
-        asyncio.create_task(sim.run(sim_bus), name="sim"),
+        asyncio.create_task(sim.run(sim_bus, args.plant_time_s), name="sim"),
         asyncio.create_task(forecast.run(forecast_bus), name="forecast"),
     ]
     header = f"Stargate twin · {plant.site.name} · {plant.gpus_total:,} GPUs · {url}"
@@ -130,6 +133,9 @@ async def _run(stack: AsyncExitStack, settings: Settings, plant: Plant, url: str
         while not stop.is_set():
             if args.duration is not None and time.monotonic() - t0 >= args.duration:
                 break
+            if args.plant_time_s is not None and tasks[2].done() and not tasks[2].cancelled() \
+                    and tasks[2].exception() is None:
+                break  # the simulator ran its plant time: stop as at --duration
             failed = [t for t in tasks if t.done()]
             if failed:
                 exc = failed[0].exception()

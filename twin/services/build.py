@@ -12,7 +12,7 @@ from twin.services.state import StateService
 from twin.settings import Settings, journal_options, snapshot_path
 from twin.sinks import make_writer, sink_options
 
-__all__ = ["aggregate_service", "forecast_service", "manual_ack", "sink_service", "state_service"]
+__all__ = ["aggregate_service", "forecast_service", "manual_ack", "scenario_of", "sink_service", "state_service"]
 
 
 def state_service(settings: Settings, plant: Plant, halls: list[str] | None = None,
@@ -27,7 +27,16 @@ def state_service(settings: Settings, plant: Plant, halls: list[str] | None = No
 
 
 def sink_service(settings: Settings, plant: Plant, writer: LineWriter | None = None) -> SinkService:
-    return SinkService(plant.site.id, writer or make_writer(settings), **sink_options(settings))
+    """``twin run sink``; its lines carry the tag ``scenario`` of :func:`scenario_of` (none for the live plant)."""
+    return SinkService(plant.site.id, writer or make_writer(settings), scenario=scenario_of(settings, plant),
+                       **sink_options(settings))
+
+
+def scenario_of(settings: Settings, plant: Plant) -> str | None:
+    """The what-if tag: ``--scenario-tag`` / TWIN_SCENARIO_TAG when given ('' for the live plant), else the plant
+    file's ``[site] scenario``."""
+    tag = settings.scenario_tag if settings.scenario_tag is not None else plant.site.scenario
+    return tag or None
 
 
 def aggregate_service(settings: Settings, plant: Plant) -> AggregatorService:

@@ -75,8 +75,11 @@ class SinkService:
         stats_every_s: float = 5.0,
         max_inflight: int = 1,
         stats_to_db_s: float = 0.0,
+        scenario: str | None = None,
     ) -> None:
         self.site = site
+        #: a what-if run's name: the tag ``scenario`` on every line (None: the live plant, no tag)
+        self.scenario = scenario or None
         self.topics = Topics(site)
         self.writer = writer
         self.spool = Spool(spool_dir if spool_dir is not None else Path("data") / "spool", spool_max_bytes)
@@ -140,15 +143,16 @@ class SinkService:
         if len(parts) < 4 or not payload:
             return []
         kind = parts[3] if parts[2] == "twin" else None
+        sc = self.scenario
         try:
             if kind == "state" and len(parts) == 4:
-                return [lineproto.plant_state_line(self.site, PlantState.model_validate_json(payload))]
+                return [lineproto.plant_state_line(self.site, PlantState.model_validate_json(payload), sc)]
             if kind == "state" and len(parts) == 5:
-                return [lineproto.hall_state_line(self.site, HallState.model_validate_json(payload))]
+                return [lineproto.hall_state_line(self.site, HallState.model_validate_json(payload), sc)]
             if kind == "forecast":
-                return lineproto.forecast_lines(self.site, Forecast.model_validate_json(payload))
+                return lineproto.forecast_lines(self.site, Forecast.model_validate_json(payload), sc)
             if kind == "alarm":
-                return lineproto.alarm_lines(self.site, Alarm.model_validate_json(payload))
+                return lineproto.alarm_lines(self.site, Alarm.model_validate_json(payload), sc)
             if kind is None and self.mirror_s > 0:
                 return self._mirror(topic, payload)
         except ValidationError as e:
@@ -172,7 +176,7 @@ class SinkService:
             return []
         msg = DOMAIN_MODELS[tt.domain].model_validate_json(payload)
         self._mirror_last[topic] = window
-        return [lineproto.mirror_line(self.site, tt.domain, tt.asset, tt.hall, msg)]
+        return [lineproto.mirror_line(self.site, tt.domain, tt.asset, tt.hall, msg, self.scenario)]
 
     def add(self, lines: list[str]) -> None:
         self.lines_in += len(lines)
@@ -424,7 +428,7 @@ class SinkService:
             s = self._publish_stats()
             if self.stats_to_db_s > 0 and time.monotonic() - last_db >= self.stats_to_db_s:
                 last_db = time.monotonic()
-                self.add([lineproto.sink_stats_line(self.site, s)])
+                self.add([lineproto.sink_stats_line(self.site, s, self.scenario)])
             if time.monotonic() - last_log >= 60:
                 last_log = time.monotonic()
                 log.info("sink: %d written, %d retried, %d spooled, %d dropped, %d dead-lettered; spool %d lines "
