@@ -168,6 +168,23 @@ class Alarms(_Cfg):
     debounce_s: float = Field(default=5.0, ge=0, description="on-delay: a condition must hold this long, s")
     clear_debounce_s: float = Field(default=30.0, ge=0, description="off-delay: back in range this long to clear")
 
+    @model_validator(mode="after")
+    def _clear_past_set(self) -> Alarms:
+        """Each clear value lies on the normal side of its set value (else the alarm could never clear)."""
+        for set_name, clear_name, high in (
+            ("gpu_temp_high_c", "gpu_temp_clear_c", True),
+            ("coolant_return_high_c", "coolant_return_clear_c", True),
+            ("flow_low_fraction", "flow_clear_fraction", False),
+            ("residual_high_fraction", "residual_clear_fraction", True),
+            ("headroom_low_mw", "headroom_clear_mw", False),
+        ):
+            s, c = getattr(self, set_name), getattr(self, clear_name)
+            if (c > s) if high else (c < s):
+                side = "at or below" if high else "at or above"
+                raise ValueError(f"{clear_name} ({c}) must be {side} {set_name} ({s}): an alarm clears back past "
+                                 f"its set value; set {clear_name} too")
+        return self
+
 class Plant(_Cfg):
     site: Site
     coolant: Coolant = Coolant()

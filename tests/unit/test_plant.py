@@ -66,6 +66,9 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("cp_j_kgk = 3957.0", "cp_j_kgk = 3957.0\nviscosity = 1", "coolant.viscosity: Extra inputs are not permitted"),
     ("monthly_mean_c = [", "monthly_mean_c = [1.0, ", "weather.monthly_mean_c"),
     ("[site]", "[site\n", "not valid TOML"),
+    ("coolant_return_high_c = 50.0", "coolant_return_high_c = 45.0",
+     "coolant_return_clear_c (48.0) must be at or below coolant_return_high_c (45.0)"),
+    ("headroom_low_mw = 5.0", "headroom_low_mw = 9.0", "headroom_clear_mw (7.5) must be at or above headroom_low_mw"),
 ])
 def test_bad_file_stops_with_one_line_naming_the_field(tmp_path: Path, old: str, new: str, expect: str) -> None:
     with pytest.raises(ConfigError) as e:
