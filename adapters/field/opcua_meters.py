@@ -88,7 +88,8 @@ class OpcuaConfig(AdapterConfig):
     application_uri: str = Field(default="urn:stargate-twin:adapter:opcua",
                                  description="client application URI: the one in the client certificate")
     username: str | None = None
-    password_env: str = Field(default="TWIN_OPCUA_PASSWORD", description="environment variable with the password")
+    password_env: str = Field(default="TWIN_OPCUA_PASSWORD", description="environment variable with the password; "
+                              "or the same name with _FILE: the path of a file holding it (a compose secret)")
     nodes: list[NodeMap] = Field(min_length=1)
     static: dict[str, dict[str, float | bool]] = Field(default_factory=dict, description="asset -> field -> value")
 
@@ -122,6 +123,23 @@ class OpcuaConfig(AdapterConfig):
         return self
 
 
+def _password(env: str) -> str | None:
+    """The password in ``$env``, else in the file ``$env_FILE`` names (its content, one trailing newline off)."""
+    if (value := os.environ.get(env)) is not None:
+        return value
+    path = os.environ.get(f"{env}_FILE")
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"OPC UA password file ${env}_FILE: cannot read {path}: {e.strerror or e}") from None
+    text = text[:-1] if text.endswith("\n") else text
+    if not text:
+        raise ConfigError(f"OPC UA password file ${env}_FILE: {path} is empty")
+    return text
+
+
 class _Handler:
     """asyncua subscription callbacks: store the converted value of each changed node."""
 
@@ -146,9 +164,10 @@ class OpcuaAdapter:
         self.health = DeviceHealth([cfg.url])
         self.password: str | None = None
         if cfg.username:
-            self.password = os.environ.get(cfg.password_env)
+            self.password = _password(cfg.password_env)
             if self.password is None:
-                raise ConfigError(f"OPC UA user {cfg.username!r} needs its password in ${cfg.password_env}")
+                raise ConfigError(f"OPC UA user {cfg.username!r} needs its password in ${cfg.password_env} "
+                                  f"(or a file named by ${cfg.password_env}_FILE)")
         try:
             self._by_node = {ua.NodeId.from_string(n.node): n for n in cfg.nodes}
         except Exception as e:

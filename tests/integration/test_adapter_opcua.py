@@ -176,6 +176,17 @@ async def _login(mosquitto: MosquittoServer, site: str, tmp_path: Path, monkeypa
             async with run_adapter(OpcuaAdapter(cfg), mosquitto.url, site):
                 assert await lis.until(lambda g: bool(lis.on(th)))
             assert lis.on(th)[0]["import_mw"] == pytest.approx(15.0)
+            # the password from a file (a compose secret), named by the variable's _FILE twin
+            monkeypatch.delenv("TEST_OPCUA_PW")
+            secret = tmp_path / "opcua_password"
+            secret.write_text("s3cret\n")
+            monkeypatch.setenv("TEST_OPCUA_PW_FILE", str(secret))
+            before = len(lis.on(th))
+            async with run_adapter(OpcuaAdapter(cfg), mosquitto.url, site):
+                assert await lis.until(lambda g: len(lis.on(th)) > before)
+        secret.write_text("")
+        with pytest.raises(ConfigError, match=r"TEST_OPCUA_PW_FILE: .* is empty"):
+            OpcuaAdapter(cfg)
     finally:
         await meters.stop()
 
