@@ -428,7 +428,8 @@ class Bus:
                     client.pending_calls_threshold = self.max_inflight * 4
                     self._client = client
                     self.protocol_in_use = "5" if v5 else "3.1.1"
-                    if self.persistent and getattr(client, "session_present", False):
+                    resumed = self.persistent and bool(getattr(client, "session_present", False))
+                    if resumed:
                         self.resumed_at = time.time()
                         # the broker kept the session: it sends the backlog before any SUBACK, so subscribe
                         # again without waiting (back-pressure may pause reading before the SUBACKs arrive)
@@ -450,7 +451,13 @@ class Bus:
                                 self._first.set_exception(ConfigError(line))
                                 return
                             log.error("%s: %s", self.service, line)
-                    if self.health:
+                    if self.health and resumed:
+                        # not awaited: the broker sends the kept session's backlog first, and its PUBACK after
+                        # all of it, which this service only reads once it consumes, i.e. after this connect
+                        # returns (awaited, a backlog larger than the queue held every reconnect at its 10 s
+                        # timeout, for good while the backlog grew)
+                        client._client.publish(self.health_topic, b"online", qos=1, retain=True)
+                    elif self.health:
                         await client.publish(self.health_topic, b"online", qos=1, retain=True)
                     self.connects += 1
                     backoff = 0.2

@@ -98,6 +98,39 @@ def test_persistent_session_delivers_what_was_published_while_away(own_mosquitto
     assert asyncio.run(main()) == [f"m{i}".encode() for i in range(5)]
 
 
+def test_a_session_resumed_with_a_backlog_past_the_pause_mark_connects_at_once(own_mosquitto: MosquittoServer,
+                                                                                 site: str) -> None:
+    """The broker sends a kept session's backlog before the PUBACK of the service's `online`: waiting for that
+    PUBACK inside the connect, while back-pressure had stopped reading the socket (the queue at its pause mark,
+    nobody consuming yet), held every reconnect at its 10 s timeout, for good while the backlog grew. Now the
+    first attempt connects and the whole backlog follows, in order."""
+    topic = f"stargate/{site}/gpu/h1/r1"
+    n = 3000
+
+    def bus() -> Bus:
+        return Bus(own_mosquitto.url, service="state", site=site, subscriptions=[topic],
+                   client_id=f"{site}-state", session_expiry_s=300)
+
+    async def main() -> tuple[int, list[bytes]]:
+        async with bus():
+            pass  # subscribed; the session stays on the broker
+        lines = "".join(f"m{i:05d}-{'x' * 1000}\n" for i in range(n))
+        await asyncio.to_thread(subprocess.run, ["mosquitto_pub", "-p", str(own_mosquitto.port), "-q", "1",
+                                                 "-t", topic, "-l"], input=lines.encode(), check=True)
+        b = bus()
+        b.queue.pause_at = 1000  # type: ignore[attr-defined]  # back-pressure (20,000 by default) at a third of it
+        await asyncio.wait_for(b.__aenter__(), 120)  # a bound for a hang, not a timing
+        try:
+            got = [(await _next(b, 60))[1][:6] for _ in range(n)]
+            return b.connects, got
+        finally:
+            await b.__aexit__(None, None, None)
+
+    connects, got = asyncio.run(main())
+    assert connects == 1
+    assert got == [f"m{i:05d}".encode() for i in range(n)]
+
+
 def test_will_says_offline_when_a_service_dies(mosquitto: MosquittoServer, site: str, tmp_path: Path) -> None:
     plant = tmp_path / "plant.toml"
     plant.write_text((REPO / "tests" / "data" / "small.toml").read_text().replace('id = "tiny"', f'id = "{site}"'))
