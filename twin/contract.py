@@ -197,6 +197,14 @@ class PlantState(_Output):
         default=0, ge=0, description="dead letters not published because their rate limit was exceeded")
     heat_demand_mw: float | None = Field(
         default=None, description="sum over exchangers of demand_kw / 1000 (what the offtakers ask for), MW")
+    pue_15m: float | None = Field(
+        default=None, description="interim PUE (ISO/IEC 30134-2) over the last 15 minutes: facility energy / IT "
+        "energy; null until the window spans 15 minutes with at least 95 % of the plant's GPUs heard over it")
+    liquid_capture_ratio_15m: float | None = Field(
+        default=None, description="heat-to-liquid energy / IT energy over the last 15 minutes (nulled as pue_15m)")
+    erf_15m: float | None = Field(
+        default=None, description="reused / facility energy over the last 15 minutes (ISO/IEC 30134-6); null "
+        "until the window spans 15 minutes")
     heartbeat: bool = Field(
         default=False, description="true: no telemetry arrived for this tick; published while telemetry is silent "
         "so that silent assets turn stale. A state of the same ts made from telemetry that arrives later "

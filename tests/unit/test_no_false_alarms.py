@@ -26,7 +26,7 @@ EVERY = 5  # each rack and CDU reports every 5 s, a fifth of them each second
 
 
 def _feed(plant: Plant, sim: PlantSim, enc: FrameEncoder, model: StateModel, alarms: PlantAlarms, t0: float,
-          steps: range, residuals: list[float]) -> list[str]:
+          steps: range, residuals: list[float], pues: list[tuple[float, float | None, float | None]]) -> list[str]:
     dec, clock = Decoder(plant), TickClock(1.0)
     raised: list[str] = []
     for k in steps:
@@ -40,6 +40,7 @@ def _feed(plant: Plant, sim: PlantSim, enc: FrameEncoder, model: StateModel, ala
                            for a in alarms.evaluate(model, s) if a.active]
                 if np.isfinite(model.cdu_residual).any():
                     residuals.append(float(np.nanmax(np.abs(model.cdu_residual))))
+                pues.append((due - t0, s.pue, s.pue_15m))
             model.apply(d)
     return raised
 
@@ -52,17 +53,26 @@ def test_an_hour_of_normal_operation_with_a_warm_restart_raises_no_alarm(tmp_pat
     enc = FrameEncoder(plant)
     model, alarms = StateModel(plant), PlantAlarms(plant)
     residuals: list[float] = []
-    raised = _feed(plant, sim, enc, model, alarms, t0, range(HOUR // 2), residuals)
+    pues: list[tuple[float, float | None, float | None]] = []
+    raised = _feed(plant, sim, enc, model, alarms, t0, range(HOUR // 2), residuals, pues)
     # warm restart: the state and the alarms' state saved, restored into a new service's model
     snap = tmp_path / "state.npz"
     save_snapshot(snap, model, alarms)
     model, alarms = StateModel(plant), PlantAlarms(plant)
     assert load_snapshot(snap, model, alarms) is None
-    raised += _feed(plant, sim, enc, model, alarms, t0, range(HOUR // 2, HOUR), residuals)
+    raised += _feed(plant, sim, enc, model, alarms, t0, range(HOUR // 2, HOUR), residuals, pues)
     assert raised == []
     # the residual was computed (not left unset), and stayed well inside the 0.15 threshold
     assert len(residuals) >= HOUR - 60
     assert max(residuals) < plant.alarms.residual_high_fraction / 3, max(residuals)
+    # PUE: the tick's ratio swings with the sampling skew (and read 5.5 at start); the 15-minute energy ratio
+    # is null for the first 15 minutes, then steady, never below 1, and carried across the restart
+    assert all(p15 is None for t, _, p15 in pues if t < 15 * 60 - 60)
+    later = [p15 for t, _, p15 in pues if t >= 15 * 60 + 30]
+    assert later and all(p15 is not None and 1.02 < p15 < 1.3 for p15 in later), (min(later), max(later))
+    assert max(later) - min(later) < 0.05  # type: ignore[operator]
+    instant = [p for t, p, _ in pues if p is not None and t >= 15 * 60]
+    assert max(instant) - min(instant) > max(later) - min(later)  # type: ignore[operator]
 
 
 def test_no_residual_for_a_cdu_until_every_rack_it_serves_has_been_heard() -> None:

@@ -63,12 +63,7 @@ def headroom_steps(plant: Plant) -> list[Json]:
                                                                              a.headroom_clear_mw)))
 
 
-PUE_15M = [("pue_15m", 'mean("facility_mw") / mean("it_mw")')]
-
-
-def pue_15m(scenario: str = LIVE) -> Target:
-    """PUE over 15 minutes: mean facility over mean IT power in 15-minute windows (= the energy ratio)."""
-    return select("plant_state", PUE_15M, interval="15m", scenario=scenario)
+PUE_15M = [("pue_15m", 'mean("pue_15m")')]
 
 
 def alarm_annotations(critical_only: bool = False) -> list[Json]:
@@ -98,9 +93,9 @@ def overview(plant: Plant) -> Board:
           thresholds=headroom_steps(plant),
           description=f"min(hydro available, contract) - facility; red below the alarm ({a.headroom_low_mw:g} MW), "
                       f"orange below 10 % of the contract")
-    b.add("stat", "PUE (15 min)", [pue_15m()], w=4, h=4, decimals=3,
-          description="mean facility / mean IT power over the last full 15 minutes (ISO/IEC 30134-2 over a "
-                      "15-minute period)")
+    b.add("stat", "PUE (15 min)", [last("plant_state", "pue_15m")], w=4, h=4, decimals=3,
+          description="facility energy / IT energy over the last 15 minutes (ISO/IEC 30134-2 interim PUE), as the "
+                      "twin computes it; empty until 95 % of the plant's IT has been heard over 15 minutes")
     b.add("stat", "Heat delivered", [last("plant_state", "heat_reused_mw", "heat_demand_mw")], w=4, h=4, unit="MW",
           decimals=1)
     b.add("stat", "Alarms active", [last("plant_state", "alarms_active")], w=4, h=4,
@@ -125,8 +120,9 @@ def overview(plant: Plant) -> Board:
           [forecast("facility_mw", "day-ahead"), series("plant_state", "facility_mw", "contract_mw",
                                                         "hydro_available_mw")], unit="MW",
           overrides=band("p90", "p10"))
-    b.add("timeseries", "PUE over 15 minutes", [pue_15m(), series("plant_state", "pue")], decimals=3,
-          description="pue_15m: mean facility / mean IT power per 15 minutes; pue: each tick's ratio")
+    b.add("timeseries", "PUE over 15 minutes", [series("plant_state", "pue_15m", "pue")], decimals=3,
+          description="pue_15m: facility / IT energy over the last 15 minutes; pue: each tick's ratio of powers, "
+                      "which swings with when the meters and the racks were sampled")
     b.add("timeseries", "IT power per hall", [series("hall_state", "it_mw", by=("hall",))], unit="MW")
     b.add("timeseries", "Heat delivered against demand",
           [series("plant_state", "heat_reused_mw", "heat_demand_mw", "heat_pump_mw")], unit="MW",
@@ -243,7 +239,8 @@ def cooling(plant: Plant) -> Board:
     b.add("timeseries", "Heat to liquid against IT power", [series("plant_state", "heat_to_liquid_mw", "it_mw")],
           unit="MW")
     b.add("timeseries", "Liquid capture ratio and ambient",
-          [series("plant_state", "liquid_capture_ratio"), series("plant_state", "ambient_c")], unit="percentunit",
+          [series("plant_state", "liquid_capture_ratio_15m"), series("plant_state", "ambient_c")],
+          unit="percentunit",
           overrides=[{"matcher": {"id": "byName", "options": "ambient_c"},
                       "properties": [{"id": "unit", "value": "celsius"},
                                      {"id": "custom.axisPlacement", "value": "right"}]}])
@@ -259,8 +256,9 @@ def heat_reuse(plant: Plant) -> Board:
     b.add("stat", "Heat delivered now", [last("plant_state", "heat_reused_mw")], w=6, h=4, unit="MW", decimals=1)
     b.add("stat", "Heat demand now", [last("plant_state", "heat_demand_mw")], w=6, h=4, unit="MW", decimals=1)
     b.add("stat", "Heat pumps now", [last("plant_state", "heat_pump_mw")], w=6, h=4, unit="MW", decimals=1)
-    b.add("stat", "ERF", [last("plant_state", "erf")], w=6, h=4, unit="percentunit", decimals=1,
-          description="reused / facility energy since the twin started (ISO/IEC 30134-6)")
+    b.add("stat", "ERF", [last("plant_state", "erf_15m", "erf")], w=6, h=4, unit="percentunit", decimals=1,
+          description="reused / facility energy (ISO/IEC 30134-6): erf_15m over the last 15 minutes, erf since "
+                      "the twin started")
     b.add("timeseries", "Delivered against demand, whole site",
           [series("plant_state", "heat_reused_mw", "heat_demand_mw", "heat_to_liquid_mw")], w=24, h=8, unit="MW")
     b.add("timeseries", "Delivered against demand per offtaker",
@@ -370,8 +368,8 @@ def what_if(plant: Plant) -> Board:
           thresholds=headroom_steps(plant), custom=LINES)
     b.add("timeseries", "IT power: ${scenario} against live", both("it_mw"), unit="MW")
     b.add("timeseries", "PUE over 15 minutes: ${scenario} against live",
-          [select("plant_state", [("live", PUE_15M[0][1])], interval="15m", scenario=live),
-           select("plant_state", [("${scenario}", PUE_15M[0][1])], interval="15m", scenario=what)], decimals=3)
+          [select("plant_state", [("live", PUE_15M[0][1])], scenario=live),
+           select("plant_state", [("${scenario}", PUE_15M[0][1])], scenario=what)], decimals=3)
     b.add("timeseries", "Heat delivered: ${scenario} against live", both("heat_reused_mw"), unit="MW")
     b.add("timeseries", "Hottest coolant return: ${scenario} against live", both("coolant_return_max_c", "max"),
           unit="celsius", thresholds=steps(("green", None), ("red", plant.alarms.coolant_return_high_c)),

@@ -51,6 +51,7 @@ def save_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
         "energy": [model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw, model._last_reuse_mw,
                    model._last_dt_h],
         "seq": [[k[0], k[1], k[2], *v] for k, v in model.seq._streams.items()],
+        "kpi_window": model.kpi_window.state(),
         **(extra or {}),
     }
     arrays: dict[str, np.ndarray] = {name: getattr(model, name) for name in _ARRAYS}
@@ -97,6 +98,8 @@ def load_snapshot(path: Path, model: StateModel, alarms: PlantAlarms | None = No
     (model.energy_facility_mwh, model.energy_reused_mwh, model._last_fac_mw,
      model._last_reuse_mw) = meta["energy"][:4]
     model._last_dt_h = meta["energy"][4] if len(meta["energy"]) > 4 else 0.0
+    if "kpi_window" in meta:  # snapshots before it: the 15-minute KPIs start again
+        model.kpi_window.restore(meta["kpi_window"])
     # a stream is [domain, index, source, last, seen, first, newest ts]; snapshots before the ts have 6 items
     model.seq._streams = {(s[0], int(s[1]), s[2]): (int(s[3]), int(s[4]), int(s[5]),
                                                    float(s[6]) if len(s) > 6 else -np.inf) for s in meta["seq"]}

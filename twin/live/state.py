@@ -16,6 +16,7 @@ from twin import physics
 from twin.contract import HallState, PlantState
 from twin.live import virtual_sensors
 from twin.live.decode import Decoded
+from twin.live.kpi_window import KpiWindow
 from twin.plant import Plant
 
 __all__ = ["Counters", "PlantFrame", "SeqTracker", "StateModel"]
@@ -167,6 +168,7 @@ class StateModel:
         self._last_reuse_mw = 0.0
         self._last_dt_h = 0.0  # the last trapezoid's width, h (to redo it when its window is completed later)
         self.energy_facility_mwh = 0.0
+        self.kpi_window = KpiWindow()  # PUE, liquid capture and ERF as energies over the last 15 minutes
         self.energy_reused_mwh = 0.0
         self._stale_names = (
             [f"gpu/{r}" for r in plant.rack_ids],
@@ -393,6 +395,11 @@ class StateModel:
             self.last_snapshot_ts = ts
             self._last_fac_mw, self._last_reuse_mw = facility_mw, reused_mw
 
+        if integrate and np.isfinite(self.feeder_ts).all():  # the facility's energy once every meter is heard
+            self.kpi_window.add(ts, facility_mw, it_mw, heat_liq_mw, reused_mw,
+                                gpus_rep / plant.gpus_total if plant.gpus_total else 0.0)
+        kpis = self.kpi_window.kpis()
+
         seen_x = np.isfinite(self.ambient_ts)
         c = self.counters
         state = PlantState(
@@ -422,6 +429,9 @@ class StateModel:
             msgs_late=c.msgs_late,
             # forecasting (issue 5): the offtakers' demand, for heat_reusable_mw
             heat_demand_mw=float(self.exch_demand_kw.sum()) / 1000.0 if np.isfinite(self.exch_ts).any() else None,
+            pue_15m=kpis.pue,
+            liquid_capture_ratio_15m=kpis.liquid_capture_ratio,
+            erf_15m=kpis.erf,
         )
         return state, self._halls(ts, reporting, q_cdu, seen_c)
 
