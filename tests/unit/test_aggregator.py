@@ -106,3 +106,24 @@ def test_a_late_heartbeat_does_not_replace_a_real_state(plant: Plant) -> None:
     _send(agg, "h1", T, 100)
     _plant_level(agg, T)
     assert [s.msgs_in for s in out.states] == [190]
+
+
+def test_the_whole_plants_15_minute_kpis_come_from_the_joined_states(plant: Plant) -> None:
+    """The aggregator's own model has no racks: the 15-minute PUE is kept from the joined PlantStates (facility
+    0.004 + 0.003 MW from the feeders, IT 2 x 2 MW from the halls)."""
+    from tests.unit.test_state import msg
+
+    agg = AggregatorService(plant)
+    out = _Out(agg)
+    for k in range(901):
+        ts = T + k
+        for feeder, imp in (("fa", 0.004), ("fb", 0.003)):
+            agg.handle(f"stargate/tiny/hydro/{feeder}", msg(f"stargate/tiny/hydro/{feeder}", ts=ts, seq=k,
+                       available_mw=0.5, import_mw=imp, frequency_hz=50.0, price_eur_mwh=20.0)[1], ts)
+        _plant_level(agg, ts)
+        _send(agg, "h1", ts, k)
+        _send(agg, "h2", ts, k)
+    assert out.states[0].pue_15m is None  # not 15 minutes yet
+    last = out.states[-1]
+    assert last.ts == T + 900 and last.pue_15m == pytest.approx(0.007 / 4.0)
+    assert last.liquid_capture_ratio_15m == pytest.approx(3.6 / 4.0)

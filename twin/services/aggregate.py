@@ -23,11 +23,13 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from pydantic import ValidationError
 
 from adapters.bus.mqtt import Bus
 from twin.contract import HallState, PlantState, WorkerState
 from twin.live.aggregate import PLANT_LEVEL_DOMAINS, combine
+from twin.live.kpi_window import KpiWindow
 from twin.plant import Plant
 from twin.services.state import StateService
 from twin.timespec import format_t
@@ -63,6 +65,7 @@ class AggregatorService:
         self.halls_at: dict[float, dict[str, HallState]] = {}
         self.workers_at: dict[float, dict[str, WorkerState]] = {}
         self.latest: PlantState | None = None
+        self.kpi_window = KpiWindow()  # the 15-minute KPIs of the whole plant (the inner model has no racks)
         self.emitted = 0
         self.skipped = 0  # tick times given up on because a later one completed first
         self._bus: Bus | None = None
@@ -144,6 +147,7 @@ class AggregatorService:
         for t in sorted(ready):
             state = combine(self.partial[t], [self.halls_at[t][h] for h in self.plant.hall_ids],
                             list(self.workers_at[t].values()))
+            state = self._with_15m_kpis(state)
             self.latest = state
             self.emitted += 1
             if self._bus is not None:
@@ -156,6 +160,15 @@ class AggregatorService:
                 if t not in ready and d is self.partial:
                     self.skipped += 1
                 del d[t]
+
+    def _with_15m_kpis(self, s: PlantState) -> PlantState:
+        """The whole plant's energies over 15 minutes, as the single state service keeps them."""
+        if not s.heartbeat and np.isfinite(self.inner.model.feeder_ts).all():
+            self.kpi_window.add(s.ts, s.facility_mw, s.it_mw, s.heat_to_liquid_mw, s.heat_reused_mw,
+                                s.gpus_reporting / s.gpus_total if s.gpus_total else 0.0)
+        k = self.kpi_window.kpis()
+        return s.model_copy(update={"pue_15m": k.pue, "liquid_capture_ratio_15m": k.liquid_capture_ratio,
+                                    "erf_15m": k.erf})
 
     def _prune(self) -> None:
         for d in (self.partial, self.halls_at, self.workers_at, self._waiting_since):
