@@ -11,6 +11,9 @@ Forecast's ``model`` is ``{model}-{product}``, e.g. ``physics-day-ahead``.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +49,15 @@ PRODUCTS = {
 }
 _FIT_STEPS = 7 * 96  # a week of quarter hours for the fits
 _MIN_FIT_STEPS = 2 * 96
+
+
+@contextlib.contextmanager
+def _quiet_nan() -> Iterator[None]:
+    """A quantity with no value yet (all NaN: no heat demand in a log of feeders only) is expected here: numpy's
+    "Mean of empty slice" / "All-NaN slice" warnings would reach the user's terminal, so they are silenced."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def main_model(quantity: str) -> str:
@@ -133,7 +145,7 @@ class Forecaster:
             means[2] = means[0]
             return means, issue_ts
         target = issue_ts + p.step_s * np.arange(1, p.horizon + 1)
-        with np.errstate(all="ignore"):
+        with _quiet_nan():
             last = np.nanmean(rows[-p.anchor_steps:], axis=0)
         it_t = np.interp(target, self._hw_t, self._hw_y)
         chain = self.chain.predict(target, it_t, last, issue_ts)
@@ -154,7 +166,7 @@ class Forecaster:
         for k in range(1, p.horizon + 1):
             if len(y) > k + 1:
                 d = y[k:] - y[:-k]
-                with np.errstate(all="ignore"):
+                with _quiet_nan():
                     q10[:, k - 1], q90[:, k - 1] = np.nan_to_num(np.nanquantile(d, [0.1, 0.9], axis=0))
         return q10, q90
 
