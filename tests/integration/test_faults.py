@@ -139,10 +139,13 @@ def test_influxdb_protocol_server_down_60s_at_plant_rate_loses_no_point(
                             f"stargate/{site}/twin/state/+"],
                            stdout=seen_file.open("w"), env=env_with_venv())  # a file: a pipe nobody reads fills up
     up = subprocess.Popen([sys.executable, "-m", "twin.cli", "up", "--broker", mosquitto.url, "--influx-url",
-                           victoria.url, "--data-dir", str(tmp_path / "data"), "--duration", "100", "--no-view"],
+                           victoria.url, "--data-dir", str(tmp_path / "data"), "--duration", "130", "--no-view"],
                           env=env_with_venv() | {"TWIN_INFLUX_TOKEN": "t"}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
+        # the run goes on 50 s after VictoriaMetrics is back: more than the sink's longest retry wait (30 s, which
+        # its backoff reaches in a 60 s outage) plus the spool's drain. With 20 s it was a race (seen in a full
+        # run: 83 points still in the spool, on disk, when the run stopped)
         time.sleep(20)
         down = time.time()
         victoria.stop()
