@@ -55,14 +55,20 @@ async def _run(mosquitto: MosquittoServer, site: str, plant: Plant, state: State
     return seen
 
 
-def test_pump_failure_raises_and_clears_the_right_alarms(mosquitto: MosquittoServer, site: str,
-                                                         tmp_path: Path) -> None:
+def _scenario_run(mosquitto: MosquittoServer, site: str, tmp_path: Path, sim_seconds: float,
+                  event: dict[str, object]) -> tuple[Plant, StateService, list[tuple[str, bytes, bool]]]:
+    """The mini plant with one scenario event, simulated at 400x in 5 s steps through the broker."""
     plant = mini_plant(tmp_path, site)
-    scenario = parse_scenario({"name": "pump", "plant": "mini", "start": T0, "events": [
-        {"at": "2m", "kind": "pump_failure", "cdu": "h1-cdu02", "flow_fraction": 0.1, "duration": "10m"}]})
+    scenario = parse_scenario({"name": str(event["kind"]), "plant": "mini", "start": T0, "events": [event]})
     state = StateService(plant)
     sim = SimService(plant, start_ts=T0, step_s=5.0, speed=400.0, scenario=scenario)
-    seen = asyncio.run(_run(mosquitto, site, plant, state, sim, 1800.0))
+    return plant, state, asyncio.run(_run(mosquitto, site, plant, state, sim, sim_seconds))
+
+
+def test_pump_failure_raises_and_clears_the_right_alarms(mosquitto: MosquittoServer, site: str,
+                                                         tmp_path: Path) -> None:
+    _, state, seen = _scenario_run(mosquitto, site, tmp_path, 1800.0, {
+        "at": "2m", "kind": "pump_failure", "cdu": "h1-cdu02", "flow_fraction": 0.1, "duration": "10m"})
 
     raised = {json.loads(p)["alarm_id"] for _, p, _ in seen if p and json.loads(p)["active"]}
     cleared = {json.loads(p)["alarm_id"] for _, p, _ in seen if p and not json.loads(p)["active"]}
@@ -84,12 +90,8 @@ def test_pump_failure_raises_and_clears_the_right_alarms(mosquitto: MosquittoSer
 
 def test_a_drifting_return_sensor_raises_the_energy_residual_of_its_cdu_alone(mosquitto: MosquittoServer,
                                                                               site: str, tmp_path: Path) -> None:
-    plant = mini_plant(tmp_path, site)
-    scenario = parse_scenario({"name": "drift", "plant": "mini", "start": T0, "events": [
-        {"at": "3m", "kind": "sensor_drift", "cdu": "h1-cdu02", "offset_k": 4.0, "duration": "8m"}]})
-    state = StateService(plant)
-    sim = SimService(plant, start_ts=T0, step_s=5.0, speed=400.0, scenario=scenario)
-    seen = asyncio.run(_run(mosquitto, site, plant, state, sim, 1200.0))
+    plant, _, seen = _scenario_run(mosquitto, site, tmp_path, 1200.0, {
+        "at": "3m", "kind": "sensor_drift", "cdu": "h1-cdu02", "offset_k": 4.0, "duration": "8m"})
 
     alarms = [json.loads(p) for _, p, _ in seen if p]
     raised = {a["alarm_id"] for a in alarms if a["active"]}

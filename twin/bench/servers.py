@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from twin.lineproto import ts_ns
 
@@ -110,6 +110,18 @@ class _ServerProcess:
 
     def _wait_ready(self, timeout: float) -> None:
         wait_port(self.port, timeout=timeout)
+
+    def _wait_http(self, url: str, ready: Callable[[Any], bool], what: str, timeout: float) -> None:
+        """Poll ``url`` until ``ready(response)``; TimeoutError after ``timeout`` s, or at once if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, urllib.error.URLError), urllib.request.urlopen(url, timeout=1) as r:
+                if ready(r):
+                    return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise TimeoutError(what)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -320,16 +332,8 @@ class VictoriaMetricsServer(_ServerProcess):
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, urllib.error.URLError), \
-                    urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                if r.read().strip() == b"OK":
-                    return
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise TimeoutError(f"victoria-metrics not healthy on {self.url}")
+        self._wait_http(f"{self.url}/health", lambda r: r.read().strip() == b"OK",
+                        f"victoria-metrics not healthy on {self.url}", timeout)
 
     def restart(self) -> None:
         self.stop()
@@ -401,16 +405,8 @@ class InfluxDB1Server(_ServerProcess):
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, urllib.error.URLError), \
-                    urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
-                if r.status == 204:
-                    return
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise TimeoutError(f"influxd not answering /ping on {self.url}")
+        self._wait_http(f"{self.url}/ping", lambda r: r.status == 204, f"influxd not answering /ping on {self.url}",
+                        timeout)
 
     def query(self, q: str, db: str | None = None, epoch: str = "ms") -> dict[str, object]:
         """One InfluxQL statement over ``/query``; the JSON answer (a failed statement raises, with its error)."""

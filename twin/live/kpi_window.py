@@ -47,7 +47,9 @@ class KpiWindow:
         self.min_it_coverage = min_it_coverage
         self.min_span_fraction = min_span_fraction
         self.entries: deque[_Entry] = deque()
-        self._last: tuple[float, float, float, float, float, float] | None = None  # ts, fac, it, liq, reuse, cov
+        # the newest state (ts, fac, it, liq, reuse, cov) and the one before it (to redo the newest interval)
+        self._last: tuple[float, float, float, float, float, float] | None = None
+        self._prev: tuple[float, float, float, float, float, float] | None = None
 
     def add(self, ts: float, facility_mw: float, it_mw: float, liquid_mw: float, reused_mw: float,
             it_coverage: float) -> None:
@@ -95,5 +97,3 @@ class KpiWindow:
         self.entries = deque(floats(e) for e in entries) if isinstance(entries, list) else deque()  # type: ignore[misc]
         self._last = floats(d.get("last")) or None  # type: ignore[assignment]
         self._prev = floats(d.get("prev")) or None  # type: ignore[assignment]
-
-    _prev: tuple[float, float, float, float, float, float] | None = None
